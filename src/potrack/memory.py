@@ -1,0 +1,387 @@
+"""In-memory reference implementations of potrack's Protocols.
+
+:class:`InMemoryStore` keeps everything in dictionaries.  It is thread-safe: a unit of work holds the
+store's lock from start to end, so units are serializable and sequences never hand out a value twice.
+It is what tests, notebooks and examples use; :mod:`potrack.sqlite` is the durable one.
+
+>>> from potrack.memory import InMemoryStore
+>>> store = InMemoryStore()
+>>> with store.unit_of_work() as uow:
+...     uow.sequences.next_value("PO-2026-")
+1
+>>> with store.unit_of_work() as uow:
+...     uow.sequences.next_value("PO-2026-")
+2
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Generic, TypeVar
+
+from moneyed import Money
+
+from potrack.events import TransitionRecord
+from potrack.exceptions import ConflictError, DuplicateError, NotFoundError
+from potrack.records import (
+    Actor,
+    ActorId,
+    BudgetId,
+    Delegation,
+    DepartmentId,
+    GoodsReceipt,
+    GoodsReturn,
+    Invoice,
+    InvoiceId,
+    Payment,
+    PaymentId,
+    POState,
+    PurchaseOrder,
+    PurchaseOrderId,
+    ReceiptId,
+    Requisition,
+    RequisitionId,
+    ReturnId,
+    SupplierId,
+)
+
+__all__ = [
+    "InMemoryBudgets",
+    "InMemoryDirectory",
+    "InMemoryStore",
+    "StaticRates",
+]
+
+K = TypeVar("K")
+A = TypeVar("A")
+
+
+class _Aggregates(Generic[K, A]):
+    def __init__(self, kind: str, committed: dict[K, A]) -> None:
+        self._kind = kind
+        self._committed = committed
+        self.pending: dict[K, A] = {}
+
+    def get(self, id: K) -> A | None:
+        if id in self.pending:
+            return self.pending[id]
+        return self._committed.get(id)
+
+    def require(self, id: K) -> A:
+        found = self.get(id)
+        if found is None:
+            raise NotFoundError(self._kind, id)
+        return found
+
+    def save(self, aggregate: A) -> None:
+        key: K = aggregate.id  # type: ignore[attr-defined]
+        version: int = aggregate.version  # type: ignore[attr-defined]
+        current = self.get(key)
+        held: int | None = None if current is None else current.version  # type: ignore[attr-defined]
+        if held != (version - 1 if version > 1 else None):
+            raise ConflictError(self._kind, key, version - 1, held)
+        self.pending[key] = aggregate
+
+    def _merged(self) -> dict[K, A]:
+        merged = dict(self._committed)
+        merged.update(self.pending)
+        return merged
+
+    def all(self) -> Iterator[A]:
+        merged = self._merged()
+        for key in sorted(merged):  # type: ignore[type-var]
+            yield merged[key]
+
+    def commit(self) -> None:
+        self._committed.update(self.pending)
+
+
+class _PurchaseOrders(_Aggregates[PurchaseOrderId, PurchaseOrder]):
+    def by_number(self, number: str) -> PurchaseOrder | None:
+        for po in self.all():
+            if po.number == number:
+                return po
+        return None
+
+    def find(
+        self,
+        *,
+        supplier_id: SupplierId | None = None,
+        state: POState | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+    ) -> Iterator[PurchaseOrder]:
+        for po in self.all():
+            if supplier_id is not None and po.supplier_id != supplier_id:
+                continue
+            if state is not None and po.state != state:
+                continue
+            if created_from is not None and po.created_at < created_from:
+                continue
+            if created_to is not None and po.created_at >= created_to:
+                continue
+            yield po
+
+
+D = TypeVar("D")
+
+
+class _Documents(Generic[K, D]):
+    def __init__(self, kind: str, committed: dict[K, D], owner_of: Callable[[D], Any]) -> None:
+        self._kind = kind
+        self._committed = committed
+        self._owner_of = owner_of
+        self.pending: dict[K, D] = {}
+
+    def get(self, id: K) -> D | None:
+        if id in self.pending:
+            return self.pending[id]
+        return self._committed.get(id)
+
+    def add(self, document: D) -> None:
+        key: K = document.id  # type: ignore[attr-defined]
+        if self.get(key) is not None:
+            raise DuplicateError(self._kind, key)
+        self.pending[key] = document
+
+    def _values(self) -> Iterator[D]:
+        yield from self._committed.values()
+        yield from self.pending.values()
+
+    def _owned_by(self, owner: object) -> tuple[D, ...]:
+        return tuple(doc for doc in self._values() if self._owner_of(doc) == owner)
+
+    def for_po(self, po_id: PurchaseOrderId) -> tuple[D, ...]:
+        return self._owned_by(po_id)
+
+    def commit(self) -> None:
+        self._committed.update(self.pending)
+
+
+class _Invoices(_Documents[InvoiceId, Invoice]):
+    def for_supplier(self, supplier_id: SupplierId) -> tuple[Invoice, ...]:
+        return tuple(doc for doc in self._values() if doc.supplier_id == supplier_id)
+
+
+class _Payments(_Documents[PaymentId, Payment]):
+    def for_supplier(self, supplier_id: SupplierId) -> tuple[Payment, ...]:
+        return self._owned_by(supplier_id)
+
+
+class _Transitions:
+    def __init__(
+        self,
+        committed: list[TransitionRecord],
+        index: dict[tuple[str, str], list[TransitionRecord]],
+    ) -> None:
+        self._committed = committed
+        self._index = index
+        self.pending: list[TransitionRecord] = []
+
+    def _stream(self, aggregate: str, aggregate_id: str) -> list[TransitionRecord]:
+        stream = list(self._index.get((aggregate, aggregate_id), ()))
+        stream.extend(
+            r for r in self.pending if r.aggregate == aggregate and r.aggregate_id == aggregate_id
+        )
+        return stream
+
+    def append(self, record: TransitionRecord) -> None:
+        stream = self._stream(record.aggregate, record.aggregate_id)
+        last = stream[-1].version if stream else 0
+        if record.version != last + 1:
+            raise ConflictError(
+                f"{record.aggregate} transition stream",
+                record.aggregate_id,
+                record.version - 1,
+                last,
+            )
+        self.pending.append(record)
+
+    def for_aggregate(self, aggregate: str, aggregate_id: str) -> tuple[TransitionRecord, ...]:
+        return tuple(self._stream(aggregate, aggregate_id))
+
+    def by_key(self, aggregate: str, aggregate_id: str, key: str) -> TransitionRecord | None:
+        for record in self._stream(aggregate, aggregate_id):
+            if record.event.key == key:
+                return record
+        return None
+
+    def all(self) -> Iterator[TransitionRecord]:
+        yield from self._committed
+        yield from self.pending
+
+    def commit(self) -> None:
+        for record in self.pending:
+            self._committed.append(record)
+            self._index.setdefault((record.aggregate, record.aggregate_id), []).append(record)
+
+
+class _Sequences:
+    def __init__(self, committed: dict[str, int]) -> None:
+        self._committed = committed
+        self.pending: dict[str, int] = {}
+
+    def current(self, key: str) -> int:
+        return self.pending.get(key, self._committed.get(key, 0))
+
+    def next_value(self, key: str) -> int:
+        value = self.current(key) + 1
+        self.pending[key] = value
+        return value
+
+    def reserve(self, key: str, count: int) -> range:
+        if type(count) is not int or count < 1:
+            raise ValueError(f"reserve needs a positive int count, got {count!r}")
+        start = self.current(key) + 1
+        self.pending[key] = start + count - 1
+        return range(start, start + count)
+
+    def commit(self) -> None:
+        self._committed.update(self.pending)
+
+
+class _UnitOfWork:
+    def __init__(self, store: InMemoryStore) -> None:
+        self.requisitions: _Aggregates[RequisitionId, Requisition] = _Aggregates(
+            "requisition", store._requisitions
+        )
+        self.purchase_orders = _PurchaseOrders("purchase order", store._purchase_orders)
+        self.receipts: _Documents[ReceiptId, GoodsReceipt] = _Documents(
+            "goods receipt", store._receipts, lambda d: d.po_id
+        )
+        self.returns: _Documents[ReturnId, GoodsReturn] = _Documents(
+            "goods return", store._returns, lambda d: d.po_id
+        )
+        self.invoices = _Invoices("invoice", store._invoices, lambda d: d.po_id)
+        self.payments = _Payments("payment", store._payments, lambda d: d.supplier_id)
+        self.transitions = _Transitions(store._transitions, store._transition_index)
+        self.sequences = _Sequences(store._sequences)
+
+    def commit(self) -> None:
+        for part in (
+            self.requisitions,
+            self.purchase_orders,
+            self.receipts,
+            self.returns,
+            self.invoices,
+            self.payments,
+            self.transitions,
+            self.sequences,
+        ):
+            part.commit()
+
+
+class InMemoryStore:
+    """Every storage Protocol in memory; thread-safe, serializable units of work.
+
+    Nothing survives the process.  Units of work may nest in one thread (each commits on its own).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._requisitions: dict[RequisitionId, Requisition] = {}
+        self._purchase_orders: dict[PurchaseOrderId, PurchaseOrder] = {}
+        self._receipts: dict[ReceiptId, GoodsReceipt] = {}
+        self._returns: dict[ReturnId, GoodsReturn] = {}
+        self._invoices: dict[InvoiceId, Invoice] = {}
+        self._payments: dict[PaymentId, Payment] = {}
+        self._transitions: list[TransitionRecord] = []
+        self._transition_index: dict[tuple[str, str], list[TransitionRecord]] = {}
+        self._sequences: dict[str, int] = {}
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[_UnitOfWork]:
+        """A unit of work holding the store's lock; commits on normal exit, else writes nothing."""
+        with self._lock:
+            uow = _UnitOfWork(self)
+            yield uow
+            uow.commit()
+
+
+class InMemoryDirectory:
+    """A :class:`~potrack.typing.Directory` over a list of actors and delegations.
+
+    ``extra_roles`` and ``extra_departments`` declare roles and departments nobody holds yet
+    (policy loading accepts them).
+    """
+
+    def __init__(
+        self,
+        actors: list[Actor] | tuple[Actor, ...] = (),
+        delegations: list[Delegation] | tuple[Delegation, ...] = (),
+        extra_roles: frozenset[str] = frozenset(),
+        extra_departments: frozenset[str] = frozenset(),
+    ) -> None:
+        self._actors = {a.id: a for a in actors}
+        self._delegations = tuple(delegations)
+        self._extra_roles = frozenset(extra_roles)
+        self._extra_departments = frozenset(extra_departments)
+
+    def actor(self, actor_id: ActorId) -> Actor | None:
+        """The actor with that id, or None."""
+        return self._actors.get(actor_id)
+
+    def holders(self, role: str) -> tuple[ActorId, ...]:
+        """Everyone holding ``role``, sorted by id."""
+        return tuple(sorted(a.id for a in self._actors.values() if role in a.roles))
+
+    def roles(self) -> frozenset[str]:
+        """Every role held by someone, plus the declared extra roles."""
+        held = {role for a in self._actors.values() for role in a.roles}
+        return frozenset(held) | self._extra_roles
+
+    def departments(self) -> frozenset[DepartmentId]:
+        """Every department someone belongs to, plus the declared extra ones."""
+        found = {a.department for a in self._actors.values() if a.department}
+        return frozenset(DepartmentId(d) for d in found | self._extra_departments)
+
+    def delegations(self, delegator: ActorId, at: datetime) -> tuple[Delegation, ...]:
+        """Delegations from ``delegator`` in force at ``at``."""
+        return tuple(d for d in self._delegations if d.delegator == delegator and d.covers(at))
+
+    def with_actor(self, actor: Actor) -> InMemoryDirectory:
+        """A copy with ``actor`` added or replaced."""
+        actors = dict(self._actors)
+        actors[actor.id] = actor
+        return InMemoryDirectory(
+            tuple(actors.values()), self._delegations, self._extra_roles, self._extra_departments
+        )
+
+
+class InMemoryBudgets:
+    """A :class:`~potrack.typing.BudgetProvider` over fixed remaining amounts."""
+
+    def __init__(self, remaining: dict[BudgetId, Money] | None = None) -> None:
+        self._remaining = dict(remaining or {})
+
+    def available(self, budget: BudgetId, on: date) -> Money | None:
+        """What is left of ``budget`` (the day is ignored), or None if unknown."""
+        return self._remaining.get(budget)
+
+
+class StaticRates:
+    """An :class:`~potrack.typing.ExchangeRates` from a fixed table ``{(from, to): rate}``.
+
+    The inverse of each rate is derived when only one direction is given.
+
+    >>> rates = StaticRates({("EUR", "USD"): Decimal("1.25")})
+    >>> rates.rate("USD", "EUR", date(2026, 1, 1))
+    Decimal('0.8')
+    """
+
+    def __init__(self, rates: dict[tuple[str, str], Decimal]) -> None:
+        self._rates = dict(rates)
+
+    def rate(self, from_currency: str, to_currency: str, on: date) -> Decimal:
+        """The rate, its inverse, or 1 for the same currency; NotFoundError otherwise."""
+        if from_currency == to_currency:
+            return Decimal(1)
+        if (from_currency, to_currency) in self._rates:
+            return self._rates[(from_currency, to_currency)]
+        if (to_currency, from_currency) in self._rates:
+            return Decimal(1) / self._rates[(to_currency, from_currency)]
+        raise NotFoundError("exchange rate", f"{from_currency}->{to_currency}")

@@ -1,0 +1,287 @@
+"""Serialization at the edge: potrack's own cattrs converter.
+
+Records know nothing of serialization; :func:`make_converter` returns a converter that turns any
+record into JSON-ready data and back, exactly:
+
+* ``Decimal`` ↔ string (``"45.5805"``; exponent kept, so ``"1.10"`` stays ``1.10``);
+* ``Money`` ↔ ``{"amount": "45.5805", "currency": "USD"}``;
+* ``datetime`` ↔ ISO 8601 with its UTC offset (naive datetimes are refused); ``date`` ↔ ISO date;
+* enums ↔ their values; frozensets ↔ sorted lists; tuples ↔ lists;
+* events ↔ an object with a ``"type"`` tag naming the event class.
+
+Input is checked strictly — a float where a decimal string is expected, an int where a string is
+expected, an unknown key — and **every** problem is reported at once, with its path, in one
+:class:`~potrack.exceptions.ValidationError`:
+
+>>> from potrack.records import PurchaseOrderLine
+>>> conv = make_converter()
+>>> conv.structure({"line_no": 1, "description": "Bolt", "category": "hardware",
+...                 "quantity": 12.5, "uom": "EA",
+...                 "unit_price": {"amount": "0.10", "currency": "USD"}}, PurchaseOrderLine)
+Traceback (most recent call last):
+...
+potrack.exceptions.ValidationError: invalid PurchaseOrderLine: quantity: expected a decimal string, got 12.5 (float)
+
+potrack never registers hooks on cattrs' global converter.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any, TypeVar
+
+import cattrs
+from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
+from moneyed import Money
+
+from potrack.events import EVENT_TYPES, Event
+from potrack.exceptions import PotrackError, Problem, UnknownCurrencyError, ValidationError, _show
+from potrack.money import check_currency
+
+__all__ = ["PotrackConverter", "dumps", "loads", "make_converter"]
+
+T = TypeVar("T")
+
+
+class _InputError(ValueError):
+    """A leaf problem found while structuring (turned into a :class:`Problem`)."""
+
+
+def _expected(expected: str, value: object) -> _InputError:
+    return _InputError(f"expected {expected}, got {_show(value)}")
+
+
+def _structure_decimal(value: object, _: type) -> Decimal:
+    if not isinstance(value, str):
+        raise _expected("a decimal string", value)
+    try:
+        result = Decimal(value)
+    except InvalidOperation:
+        raise _expected("a decimal string", value) from None
+    if not result.is_finite():
+        raise _expected("a finite decimal string", value)
+    return result
+
+
+def _structure_money(value: object, _: type) -> Money:
+    if not isinstance(value, Mapping):
+        raise _expected('an object {"amount": "12.50", "currency": "USD"}', value)
+    problems = []
+    extra = set(value) - {"amount", "currency"}
+    if extra:
+        problems.append(f"unexpected keys {sorted(extra)}")
+    amount: Decimal | None = None
+    try:
+        amount = _structure_decimal(value.get("amount"), Decimal)
+    except _InputError as err:
+        problems.append(f"amount: {err}")
+    code = value.get("currency")
+    try:
+        check_currency(code)
+    except UnknownCurrencyError:
+        problems.append(f"currency: expected a three-letter ISO 4217 code, got {_show(code)}")
+    if problems:
+        raise _InputError("; ".join(problems))
+    return Money(amount, str(code))
+
+
+def _structure_datetime(value: object, _: type) -> datetime:
+    if not isinstance(value, str):
+        raise _expected("an ISO 8601 date-time string", value)
+    try:
+        result = datetime.fromisoformat(value)
+    except ValueError:
+        raise _expected("an ISO 8601 date-time string", value) from None
+    if result.tzinfo is None:
+        raise _expected("a date-time with a UTC offset (e.g. 2026-11-24T09:30:00+00:00)", value)
+    return result
+
+
+def _structure_date(value: object, _: type) -> date:
+    if not isinstance(value, str):
+        raise _expected("an ISO date string (YYYY-MM-DD)", value)
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise _expected("an ISO date string (YYYY-MM-DD)", value) from None
+
+
+def _structure_str(value: object, _: type) -> str:
+    if not isinstance(value, str):
+        raise _expected("a string", value)
+    return value
+
+
+def _structure_int(value: object, _: type) -> int:
+    if type(value) is not int:
+        raise _expected("an integer", value)
+    return value
+
+
+def _structure_bool(value: object, _: type) -> bool:
+    if type(value) is not bool:
+        raise _expected("true or false", value)
+    return value
+
+
+class PotrackConverter(cattrs.Converter):
+    """A cattrs converter whose ``structure`` raises potrack's :class:`ValidationError`.
+
+    Use :func:`make_converter` to get one configured for potrack's records.
+    """
+
+    def structure(self, obj: Any, cl: Any) -> Any:
+        """Build an instance of ``cl`` from JSON-ready data.
+
+        Raises:
+            ValidationError: listing every problem with its path (never a bare KeyError or a
+                half-built object).
+        """
+        try:
+            return super().structure(obj, cl)
+        except (ClassValidationError, IterableValidationError) as exc:
+            problems = _problems(exc, "")
+        except (_InputError, PotrackError, ForbiddenExtraKeysError, KeyError, TypeError) as exc:
+            problems = _problems(exc, "")
+        raise ValidationError(getattr(cl, "__name__", str(cl)), problems)
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _problems(exc: BaseException, path: str) -> list[Problem]:
+    if isinstance(exc, IterableValidationError):
+        found: list[Problem] = []
+        with_notes, without = exc.group_exceptions()
+        for sub, note in with_notes:
+            found.extend(_problems(sub, f"{path}[{note.index!r}]"))
+        for sub in without:
+            found.extend(_problems(sub, path))
+        return found
+    if isinstance(exc, ClassValidationError):
+        found = []
+        with_notes_c, without_c = exc.group_exceptions()
+        for sub, cnote in with_notes_c:
+            found.extend(_problems(sub, _join(path, cnote.name)))
+        for sub in without_c:
+            found.extend(_problems(sub, path))
+        return found
+    if isinstance(exc, ForbiddenExtraKeysError):
+        return [Problem(path, f"unknown keys {sorted(exc.extra_fields)}")]
+    if isinstance(exc, ValidationError):
+        return [Problem(_join(path, p.path) if p.path else path, p.message) for p in exc.problems]
+    if isinstance(exc, KeyError):
+        # cattrs notes the missing field's name, so ``path`` already ends with it.
+        return [Problem(path, "required field missing")]
+    if isinstance(exc, _InputError | PotrackError):
+        return [Problem(path, str(exc))]
+    if isinstance(exc, TypeError | ValueError):
+        return [Problem(path, f"invalid value ({exc})")]
+    return [Problem(path, f"{type(exc).__name__}: {exc}")]
+
+
+def _make_event_hooks(conv: PotrackConverter) -> None:
+    by_name = {cls.__name__: cls for cls in EVENT_TYPES}
+    builders: dict[type[Event], Any] = {}
+    dumpers: dict[type[Event], Any] = {}
+
+    def unstructure_event(event: Event) -> dict[str, Any]:
+        cls = type(event)
+        if cls not in dumpers:
+            dumpers[cls] = make_dict_unstructure_fn(cls, conv)
+        data: dict[str, Any] = dumpers[cls](event)
+        return {"type": cls.__name__, **data}
+
+    def structure_event(value: object, wanted: type) -> Event:
+        if not isinstance(value, Mapping):
+            raise _expected('an event object with a "type" key', value)
+        name = value.get("type", wanted.__name__ if wanted is not Event else None)
+        cls = by_name.get(name) if isinstance(name, str) else None
+        if cls is None or (wanted is not Event and cls is not wanted):
+            allowed = sorted(by_name) if wanted is Event else [wanted.__name__]
+            raise _InputError(f"unknown event type {name!r}; expected one of {allowed}")
+        if cls not in builders:
+            builders[cls] = make_dict_structure_fn(
+                cls, conv, _cattrs_forbid_extra_keys=True, _cattrs_detailed_validation=True
+            )
+        body = {k: v for k, v in value.items() if k != "type"}
+        result: Event = builders[cls](body, cls)
+        return result
+
+    conv.register_unstructure_hook(Event, unstructure_event)
+    conv.register_structure_hook(Event, structure_event)
+
+
+def make_converter() -> PotrackConverter:
+    """A new converter for potrack's records (one per call; none is global).
+
+    >>> from potrack.money import money
+    >>> conv = make_converter()
+    >>> conv.unstructure(money("45.5805", "USD"))
+    {'amount': '45.5805', 'currency': 'USD'}
+    >>> conv.structure({"amount": "45.5805", "currency": "USD"}, Money)
+    Money('45.5805', 'USD')
+    """
+    conv = PotrackConverter(detailed_validation=True, forbid_extra_keys=True)
+    conv.register_structure_hook(Decimal, _structure_decimal)
+    conv.register_unstructure_hook(Decimal, str)
+    conv.register_structure_hook(Money, _structure_money)
+    conv.register_unstructure_hook(
+        Money, lambda m: {"amount": str(m.amount), "currency": m.currency.code}
+    )
+    conv.register_structure_hook(datetime, _structure_datetime)
+    conv.register_unstructure_hook(datetime, datetime.isoformat)
+    conv.register_structure_hook(date, _structure_date)
+    conv.register_unstructure_hook(date, date.isoformat)
+    conv.register_structure_hook(str, _structure_str)
+    conv.register_structure_hook(int, _structure_int)
+    conv.register_structure_hook(bool, _structure_bool)
+    conv.register_unstructure_hook_func(
+        lambda t: getattr(t, "__origin__", None) is frozenset,
+        lambda value: sorted(conv.unstructure(v) for v in value),
+    )
+    _make_event_hooks(conv)
+    return conv
+
+
+_DEFAULT: PotrackConverter | None = None
+
+
+def _default() -> PotrackConverter:
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = make_converter()
+    return _DEFAULT
+
+
+def dumps(record: object, *, converter: PotrackConverter | None = None) -> str:
+    """Serialize a record to compact JSON with sorted keys (deterministic text).
+
+    >>> from potrack.money import money
+    >>> dumps(money("1.10", "EUR"))
+    '{"amount":"1.10","currency":"EUR"}'
+    """
+    conv = converter or _default()
+    return json.dumps(
+        conv.unstructure(record), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+
+
+def loads(text: str | bytes, cls: type[T], *, converter: PotrackConverter | None = None) -> T:
+    """Parse JSON text into a ``cls`` record.
+
+    Raises:
+        ValidationError: the text is not JSON, or lists every problem with the data.
+    """
+    conv = converter or _default()
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValidationError(cls.__name__, [Problem("", f"not valid JSON: {err}")]) from None
+    result: T = conv.structure(data, cls)
+    return result
