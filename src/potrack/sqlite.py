@@ -1,0 +1,529 @@
+"""SQLite: potrack's embedded default store (standard library ``sqlite3``, WAL mode).
+
+:class:`SQLiteStore` implements every storage Protocol of :mod:`potrack.typing` on one database
+file that several threads and processes may share:
+
+* a unit of work is one transaction, started with ``BEGIN IMMEDIATE`` (writers queue for the
+  lock, waiting up to ``timeout`` seconds); it commits on normal exit and rolls back on an
+  exception, so all of a business event's writes land or none do;
+* aggregates carry a version and are saved with ``UPDATE ... WHERE version = n - 1``; anything else
+  raises :class:`~potrack.exceptions.ConflictError` and writes nothing;
+* sequences are rows updated in the unit's transaction, so values never repeat across processes
+  and a rolled-back value is not consumed (gapless);
+* documents are stored as JSON through :func:`potrack.serialization.make_converter`, with the
+  columns hosts query on (number, supplier, state, creation time) indexed.
+
+Durability: ``synchronous="NORMAL"`` (the default) survives a crashed or killed process — a
+transaction is either wholly there or not at all — but an operating-system crash or power loss
+may lose the last transactions; pass ``synchronous="FULL"`` to sync every commit to disk.
+
+The schema is versioned (``PRAGMA user_version``) and migrated forward when a database made by an
+older potrack is opened; a database made by a newer potrack is refused with
+:class:`~potrack.exceptions.SchemaVersionError`.
+
+>>> import tempfile, os
+>>> from potrack.testing.samples import sample_po
+>>> path = os.path.join(tempfile.mkdtemp(), "po.sqlite")
+>>> store = SQLiteStore(path)
+>>> with store.unit_of_work() as uow:
+...     uow.purchase_orders.save(sample_po())
+>>> with SQLiteStore(path).unit_of_work() as uow:
+...     uow.purchase_orders.require("PO-1").amount
+Money('1050.00', 'USD')
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from potrack.events import TransitionRecord
+from potrack.exceptions import (
+    ConflictError,
+    DuplicateError,
+    NotFoundError,
+    SchemaVersionError,
+    StorageError,
+)
+from potrack.records import (
+    GoodsReceipt,
+    GoodsReturn,
+    Invoice,
+    Payment,
+    POState,
+    PurchaseOrder,
+    PurchaseOrderId,
+    Requisition,
+    SupplierId,
+)
+from potrack.serialization import PotrackConverter, dumps, loads, make_converter
+
+__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
+
+T = TypeVar("T")
+
+_MIGRATIONS: tuple[str, ...] = (
+    # 1: aggregates, documents, transition records, sequences
+    """
+    CREATE TABLE requisitions (
+        id TEXT PRIMARY KEY,
+        version INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        requester TEXT NOT NULL,
+        department TEXT NOT NULL,
+        created_us INTEGER NOT NULL,
+        doc TEXT NOT NULL
+    );
+    CREATE INDEX requisitions_state ON requisitions(state);
+    CREATE TABLE purchase_orders (
+        id TEXT PRIMARY KEY,
+        version INTEGER NOT NULL,
+        number TEXT,
+        supplier_id TEXT NOT NULL,
+        state TEXT NOT NULL,
+        created_us INTEGER NOT NULL,
+        doc TEXT NOT NULL
+    );
+    CREATE INDEX purchase_orders_number ON purchase_orders(number);
+    CREATE INDEX purchase_orders_supplier ON purchase_orders(supplier_id, id);
+    CREATE INDEX purchase_orders_state ON purchase_orders(state, id);
+    CREATE INDEX purchase_orders_created ON purchase_orders(created_us);
+    CREATE TABLE documents (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        id TEXT NOT NULL,
+        po_id TEXT,
+        supplier_id TEXT,
+        doc TEXT NOT NULL,
+        UNIQUE (kind, id)
+    );
+    CREATE INDEX documents_po ON documents(kind, po_id, seq);
+    CREATE INDEX documents_supplier ON documents(kind, supplier_id, seq);
+    CREATE TABLE transitions (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        aggregate TEXT NOT NULL,
+        aggregate_id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        key TEXT NOT NULL,
+        event TEXT NOT NULL,
+        at_us INTEGER NOT NULL,
+        record TEXT NOT NULL,
+        UNIQUE (aggregate, aggregate_id, version)
+    );
+    CREATE INDEX transitions_key ON transitions(aggregate, aggregate_id, key);
+    CREATE INDEX transitions_at ON transitions(at_us);
+    CREATE TABLE sequences (
+        key TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    );
+    """,
+)
+
+SCHEMA_VERSION = len(_MIGRATIONS)
+"""The schema version this potrack writes."""
+
+
+def _micros(at: datetime) -> int:
+    delta = at.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+class _Aggregates(Generic[T]):
+    def __init__(
+        self,
+        uow: _UnitOfWork,
+        table: str,
+        kind: str,
+        cls: type[T],
+        columns: Callable[[T], dict[str, Any]],
+    ) -> None:
+        self._uow = uow
+        self._table = table
+        self._kind = kind
+        self._cls = cls
+        self._columns = columns
+
+    def _load(self, text: str) -> T:
+        return loads(text, self._cls, converter=self._uow.converter)
+
+    def get(self, id: str) -> T | None:
+        row = self._uow.conn.execute(
+            f"SELECT doc FROM {self._table} WHERE id = ?", (id,)
+        ).fetchone()
+        return None if row is None else self._load(row[0])
+
+    def require(self, id: str) -> T:
+        found = self.get(id)
+        if found is None:
+            raise NotFoundError(self._kind, id)
+        return found
+
+    def _held(self, id: str) -> int | None:
+        row = self._uow.conn.execute(
+            f"SELECT version FROM {self._table} WHERE id = ?", (id,)
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def save(self, aggregate: T) -> None:
+        key: str = aggregate.id  # type: ignore[attr-defined]
+        version: int = aggregate.version  # type: ignore[attr-defined]
+        columns = self._columns(aggregate)
+        doc = dumps(aggregate, converter=self._uow.converter)
+        conn = self._uow.conn
+        if version == 1:
+            names = ["id", "version", *columns, "doc"]
+            marks = ", ".join("?" for _ in names)
+            try:
+                conn.execute(
+                    f"INSERT INTO {self._table} ({', '.join(names)}) VALUES ({marks})",
+                    (key, version, *columns.values(), doc),
+                )
+            except sqlite3.IntegrityError:
+                raise ConflictError(self._kind, key, 0, self._held(key)) from None
+            return
+        sets = ", ".join(f"{name} = ?" for name in ["version", *columns, "doc"])
+        cursor = conn.execute(
+            f"UPDATE {self._table} SET {sets} WHERE id = ? AND version = ?",
+            (version, *columns.values(), doc, key, version - 1),
+        )
+        if cursor.rowcount != 1:
+            raise ConflictError(self._kind, key, version - 1, self._held(key))
+
+    def all(self) -> Iterator[T]:
+        for (text,) in self._uow.conn.execute(f"SELECT doc FROM {self._table} ORDER BY id"):
+            yield self._load(text)
+
+
+class _PurchaseOrders(_Aggregates[PurchaseOrder]):
+    def by_number(self, number: str) -> PurchaseOrder | None:
+        row = self._uow.conn.execute(
+            "SELECT doc FROM purchase_orders WHERE number = ? ORDER BY id LIMIT 1", (number,)
+        ).fetchone()
+        return None if row is None else self._load(row[0])
+
+    def find(
+        self,
+        *,
+        supplier_id: SupplierId | None = None,
+        state: POState | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+    ) -> Iterator[PurchaseOrder]:
+        where: list[str] = []
+        args: list[Any] = []
+        if supplier_id is not None:
+            where.append("supplier_id = ?")
+            args.append(supplier_id)
+        if state is not None:
+            where.append("state = ?")
+            args.append(str(state))
+        if created_from is not None:
+            where.append("created_us >= ?")
+            args.append(_micros(created_from))
+        if created_to is not None:
+            where.append("created_us < ?")
+            args.append(_micros(created_to))
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        for (text,) in self._uow.conn.execute(
+            f"SELECT doc FROM purchase_orders {clause} ORDER BY id", args
+        ):
+            yield self._load(text)
+
+
+class _Documents(Generic[T]):
+    def __init__(
+        self,
+        uow: _UnitOfWork,
+        kind: str,
+        cls: type[T],
+        owners: Callable[[T], tuple[str | None, str | None]],
+    ) -> None:
+        self._uow = uow
+        self._kind = kind
+        self._cls = cls
+        self._owners = owners
+
+    def _load(self, text: str) -> T:
+        return loads(text, self._cls, converter=self._uow.converter)
+
+    def get(self, id: str) -> T | None:
+        row = self._uow.conn.execute(
+            "SELECT doc FROM documents WHERE kind = ? AND id = ?", (self._kind, id)
+        ).fetchone()
+        return None if row is None else self._load(row[0])
+
+    def add(self, document: T) -> None:
+        key: str = document.id  # type: ignore[attr-defined]
+        po_id, supplier_id = self._owners(document)
+        try:
+            self._uow.conn.execute(
+                "INSERT INTO documents (kind, id, po_id, supplier_id, doc) VALUES (?, ?, ?, ?, ?)",
+                (
+                    self._kind,
+                    key,
+                    po_id,
+                    supplier_id,
+                    dumps(document, converter=self._uow.converter),
+                ),
+            )
+        except sqlite3.IntegrityError:
+            raise DuplicateError(self._kind, key) from None
+
+    def _where(self, column: str, value: str) -> tuple[T, ...]:
+        rows = self._uow.conn.execute(
+            f"SELECT doc FROM documents WHERE kind = ? AND {column} = ? ORDER BY seq",
+            (self._kind, value),
+        )
+        return tuple(self._load(text) for (text,) in rows)
+
+    def for_po(self, po_id: PurchaseOrderId) -> tuple[T, ...]:
+        return self._where("po_id", po_id)
+
+    def for_supplier(self, supplier_id: SupplierId) -> tuple[T, ...]:
+        return self._where("supplier_id", supplier_id)
+
+
+class _Transitions:
+    def __init__(self, uow: _UnitOfWork) -> None:
+        self._uow = uow
+
+    def _load(self, text: str) -> TransitionRecord:
+        return loads(text, TransitionRecord, converter=self._uow.converter)
+
+    def append(self, record: TransitionRecord) -> None:
+        conn = self._uow.conn
+        (last,) = conn.execute(
+            "SELECT COALESCE(MAX(version), 0) FROM transitions "
+            "WHERE aggregate = ? AND aggregate_id = ?",
+            (record.aggregate, record.aggregate_id),
+        ).fetchone()
+        if record.version != last + 1:
+            raise ConflictError(
+                f"{record.aggregate} transition stream",
+                record.aggregate_id,
+                record.version - 1,
+                last,
+            )
+        conn.execute(
+            "INSERT INTO transitions (aggregate, aggregate_id, version, key, event, at_us, record) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.aggregate,
+                record.aggregate_id,
+                record.version,
+                record.event.key,
+                record.event_name,
+                _micros(record.at),
+                dumps(record, converter=self._uow.converter),
+            ),
+        )
+
+    def for_aggregate(self, aggregate: str, aggregate_id: str) -> tuple[TransitionRecord, ...]:
+        rows = self._uow.conn.execute(
+            "SELECT record FROM transitions WHERE aggregate = ? AND aggregate_id = ? "
+            "ORDER BY version",
+            (aggregate, aggregate_id),
+        )
+        return tuple(self._load(text) for (text,) in rows)
+
+    def by_key(self, aggregate: str, aggregate_id: str, key: str) -> TransitionRecord | None:
+        row = self._uow.conn.execute(
+            "SELECT record FROM transitions WHERE aggregate = ? AND aggregate_id = ? AND key = ? "
+            "ORDER BY version LIMIT 1",
+            (aggregate, aggregate_id, key),
+        ).fetchone()
+        return None if row is None else self._load(row[0])
+
+    def all(self) -> Iterator[TransitionRecord]:
+        for (text,) in self._uow.conn.execute("SELECT record FROM transitions ORDER BY seq"):
+            yield self._load(text)
+
+
+class _Sequences:
+    def __init__(self, uow: _UnitOfWork) -> None:
+        self._uow = uow
+
+    def next_value(self, key: str) -> int:
+        return self._bump(key, 1)
+
+    def reserve(self, key: str, count: int) -> range:
+        if type(count) is not int or count < 1:
+            raise ValueError(f"reserve needs a positive int count, got {count!r}")
+        last = self._bump(key, count)
+        return range(last - count + 1, last + 1)
+
+    def _bump(self, key: str, by: int) -> int:
+        (value,) = self._uow.conn.execute(
+            "INSERT INTO sequences (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = value + excluded.value RETURNING value",
+            (key, by),
+        ).fetchone()
+        return int(value)
+
+    def current(self, key: str) -> int:
+        row = self._uow.conn.execute("SELECT value FROM sequences WHERE key = ?", (key,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+
+def _invoice_owners(doc: Invoice) -> tuple[str | None, str | None]:
+    return doc.po_id, doc.supplier_id
+
+
+class _UnitOfWork:
+    def __init__(self, conn: sqlite3.Connection, converter: PotrackConverter) -> None:
+        self.conn = conn
+        self.converter = converter
+        self.requisitions: _Aggregates[Requisition] = _Aggregates(
+            self,
+            "requisitions",
+            "requisition",
+            Requisition,
+            lambda r: {
+                "state": str(r.state),
+                "requester": r.requester,
+                "department": r.department,
+                "created_us": _micros(r.created_at),
+            },
+        )
+        self.purchase_orders = _PurchaseOrders(
+            self,
+            "purchase_orders",
+            "purchase order",
+            PurchaseOrder,
+            lambda p: {
+                "number": p.number,
+                "supplier_id": p.supplier_id,
+                "state": str(p.state),
+                "created_us": _micros(p.created_at),
+            },
+        )
+        self.receipts: _Documents[GoodsReceipt] = _Documents(
+            self, "goods receipt", GoodsReceipt, lambda d: (d.po_id, None)
+        )
+        self.returns: _Documents[GoodsReturn] = _Documents(
+            self, "goods return", GoodsReturn, lambda d: (d.po_id, None)
+        )
+        self.invoices: _Documents[Invoice] = _Documents(self, "invoice", Invoice, _invoice_owners)
+        self.payments: _Documents[Payment] = _Documents(
+            self, "payment", Payment, lambda d: (None, d.supplier_id)
+        )
+        self.transitions = _Transitions(self)
+        self.sequences = _Sequences(self)
+
+
+class SQLiteStore:
+    """Every storage Protocol on one SQLite file; safe across threads and processes.
+
+    Args:
+        path: the database file (created if missing).
+        timeout: seconds a unit of work waits for the write lock before failing.
+        synchronous: ``"NORMAL"`` (survives process crashes) or ``"FULL"`` (also power loss).
+
+    Raises:
+        SchemaVersionError: the file was written by a newer potrack.
+        StorageError: the file is not a database potrack can open.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        timeout: float = 30.0,
+        synchronous: str = "NORMAL",
+        converter: PotrackConverter | None = None,
+    ) -> None:
+        if synchronous not in ("NORMAL", "FULL"):
+            raise ValueError(f"synchronous must be 'NORMAL' or 'FULL', got {synchronous!r}")
+        self.path = str(Path(path))
+        self.timeout = timeout
+        self.synchronous = synchronous
+        self.converter = converter or make_converter()
+        self._local = threading.local()
+        self._migrate()
+
+    def _connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
+            return conn
+        try:
+            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+        except sqlite3.DatabaseError as err:
+            raise StorageError(f"{self.path}: cannot open as a SQLite database: {err}") from err
+        self._local.conn = conn
+        self._local.pid = os.getpid()
+        return conn
+
+    def _migrate(self) -> None:
+        conn = self._connection()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.DatabaseError as err:
+            raise StorageError(f"{self.path}: cannot open as a SQLite database: {err}") from err
+        try:
+            (found,) = conn.execute("PRAGMA user_version").fetchone()
+            if found > SCHEMA_VERSION:
+                raise SchemaVersionError(self.path, found, SCHEMA_VERSION)
+            if (
+                found == 0
+                and conn.execute(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'"
+                ).fetchone()[0]
+            ):
+                raise StorageError(f"{self.path}: has tables but is not a potrack database")
+            for version in range(found, SCHEMA_VERSION):
+                for statement in _MIGRATIONS[version].split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {version + 1}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version of the open database."""
+        (version,) = self._connection().execute("PRAGMA user_version").fetchone()
+        return int(version)
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[_UnitOfWork]:
+        """One transaction: commits on normal exit, rolls back on an exception.
+
+        Raises:
+            StorageError: a unit of work is already open in this thread, or the write lock could
+                not be had within ``timeout`` seconds.
+        """
+        conn = self._connection()
+        if conn.in_transaction:
+            raise StorageError("a unit of work is already open in this thread; finish it first")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as err:
+            raise StorageError(f"{self.path}: could not start a unit of work: {err}") from err
+        try:
+            yield _UnitOfWork(conn, self.converter)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.OperationalError as err:
+            conn.execute("ROLLBACK")
+            raise StorageError(f"{self.path}: commit failed, nothing was written: {err}") from err
+
+    def close(self) -> None:
+        """Close this thread's connection (others close when their threads end)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
