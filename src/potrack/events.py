@@ -237,6 +237,8 @@ class AcceptChange(Event):
     reason: str = f.text(default="supplier proposal accepted")
     reapproval: bool | None = f.optional_flag()
     route: Route | None = f.record(Route, optional=True)
+    keep_decisions: bool | None = f.optional_flag()
+    """Whether approvals of unchanged steps carry over on re-approval (filled by the lifecycle)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -260,6 +262,7 @@ class ReviseOrder(Event):
     reason: str = f.text()
     reapproval: bool | None = f.optional_flag()
     route: Route | None = f.record(Route, optional=True)
+    keep_decisions: bool | None = f.optional_flag()
 
 
 @attrs.frozen(kw_only=True)
@@ -413,6 +416,8 @@ class AddComment(Event):
     name: ClassVar[str] = "comment"
     verb: ClassVar[str] = "add a comment"
     text: str = f.text()
+    from_supplier: bool | None = f.optional_flag()
+    """Filled by the lifecycle from the actor."""
 
 
 @attrs.frozen(kw_only=True)
@@ -423,6 +428,7 @@ class FlagIssue(Event):
     verb: ClassVar[str] = "flag an issue"
     issue_id: str = f.text()
     text: str = f.text()
+    from_supplier: bool | None = f.optional_flag()
 
 
 @attrs.frozen(kw_only=True)

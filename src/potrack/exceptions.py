@@ -35,6 +35,7 @@ __all__ = [
     "PolicyError",
     "PotrackError",
     "Problem",
+    "ReplayError",
     "SchemaVersionError",
     "StorageError",
     "TransitionRefusedError",
@@ -226,6 +227,10 @@ class NotPermittedError(TransitionRefusedError, PermissionError):
     ) -> None:
         self.actor = actor
         super().__init__(document, state, event, reasons)
+
+
+class ReplayError(PotrackError, ValueError):
+    """Transition records that cannot be replayed (a gap in versions, no creation first...)."""
 
 
 class ApprovalError(PotrackError, ValueError):

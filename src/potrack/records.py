@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import NewType
@@ -124,6 +125,10 @@ ChangeProposalId = NewType("ChangeProposalId", str)
 
 _ONE = Decimal(1)
 _ZERO = Decimal(0)
+
+
+def _key_pairs(value: Iterable[tuple[str, int]]) -> tuple[tuple[str, int], ...]:
+    return tuple((str(key), int(version)) for key, version in value)
 
 
 # -- enumerations -------------------------------------------------------------------------------
@@ -599,7 +604,7 @@ class Requisition:
     version: int = f.integer(minimum=1, default=1)
     approval: ApprovalState | None = f.record(ApprovalState, optional=True)
     conversions: tuple[Conversion, ...] = f.tuple_of(Conversion)
-    applied_keys: tuple[tuple[str, int], ...] = attrs.field(default=(), converter=tuple)
+    applied_keys: tuple[tuple[str, int], ...] = attrs.field(default=(), converter=_key_pairs)
 
     def __attrs_post_init__(self) -> None:
         _check_lines("Requisition", self.currency, self.lines, "estimated_unit_price")
@@ -1174,6 +1179,8 @@ class InvoiceProgress:
     """What may be paid now, per the latest match."""
     paid: Decimal = _ZERO
     number: str | None = None
+    rate: Decimal = _ONE
+    """Exchange rate from the invoice's currency to the PO's (1 when they are the same)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -1211,6 +1218,8 @@ class PurchaseOrder:
     issued_at: datetime | None = f.timestamp(optional=True)
     acknowledgement: Acknowledgement | None = f.record(Acknowledgement, optional=True)
     pending_change: ChangeProposal | None = f.record(ChangeProposal, optional=True)
+    resume_to: POState | None = f.enum_field(POState, optional=True)
+    """The state a pending change proposal returns to when declined or accepted."""
     revisions: tuple[Revision, ...] = f.tuple_of(Revision)
     hold: Hold | None = f.record(Hold, optional=True)
     closure: Closure | None = f.record(Closure, optional=True)
@@ -1222,7 +1231,7 @@ class PurchaseOrder:
     payments: tuple[PaymentId, ...] = f.tuple_of_str()
     comments: tuple[Comment, ...] = f.tuple_of(Comment)
     issues: tuple[FlaggedIssue, ...] = f.tuple_of(FlaggedIssue)
-    applied_keys: tuple[tuple[str, int], ...] = attrs.field(default=(), converter=tuple)
+    applied_keys: tuple[tuple[str, int], ...] = attrs.field(default=(), converter=_key_pairs)
     """Idempotency keys applied so far, with the version each produced."""
 
     def __attrs_post_init__(self) -> None:

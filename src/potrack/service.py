@@ -1,0 +1,214 @@
+"""The host's entry point: apply business events to stored documents, atomically.
+
+:class:`Purchasing` loads a document from a :class:`~potrack.typing.Store`, applies the event
+through the lifecycle, and in **one unit of work** saves the new version, appends the transition
+record, stores the documents the event carries (receipts, returns, invoices, payments), allocates
+the PO number at issue and queues the domain events in the outbox.  A retried event (same
+idempotency key) returns the first result from the transition log and changes nothing.
+
+>>> from potrack.testing.scenario import Scenario
+>>> from potrack.events import SubmitForApproval
+>>> s = Scenario()
+>>> svc = Purchasing(s.store, s.lifecycle, numbers=s.numbers)
+>>> po = svc.create_order(s.po_document(), s.buyer, s.at(0)).document
+>>> svc.order(po.id, SubmitForApproval(), s.buyer, s.at(1)).document.state.value
+'pending_approval'
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+import attrs
+
+from potrack.events import (
+    Event,
+    Issue,
+    ReceiveGoods,
+    RecordCreditMemo,
+    RecordInvoice,
+    RecordPayment,
+    ReturnGoods,
+    TransitionRecord,
+)
+from potrack.exceptions import ConflictError
+from potrack.lifecycle import Applied, PurchaseOrderLifecycle, RequisitionLifecycle
+from potrack.numbering import BlockAllocator, GaplessAllocator, NumberingContext
+from potrack.records import (
+    Actor,
+    PurchaseOrder,
+    PurchaseOrderId,
+    PurchaseOrderNumber,
+    Requisition,
+    RequisitionId,
+)
+from potrack.typing import Store, UnitOfWork
+
+__all__ = ["Purchasing", "retry_on_conflict"]
+
+T = TypeVar("T")
+
+
+def retry_on_conflict(action: Callable[[], T], attempts: int = 5, pause: float = 0.01) -> T:
+    """Run ``action``; when it raises :class:`ConflictError`, run it again (up to ``attempts``).
+
+    ``action`` must reload what it changes (every :class:`Purchasing` method does), so a retry
+    applies the event to the newer version.  Waits ``pause`` × attempt seconds between tries.
+
+    Raises:
+        ConflictError: still conflicting after the last attempt.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return action()
+        except ConflictError:
+            if attempt == attempts:
+                raise
+            time.sleep(pause * attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class Purchasing:
+    """Applies events to the documents in a store, one unit of work per event.
+
+    Args:
+        store: where documents live.
+        lifecycle: the PO lifecycle (with its router, suppliers and numbering scheme).
+        requisitions: the requisition lifecycle (optional).
+        numbers: allocates PO numbers at issue (gapless inside the unit of work, or from blocks).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        lifecycle: PurchaseOrderLifecycle,
+        requisitions: RequisitionLifecycle | None = None,
+        numbers: GaplessAllocator | BlockAllocator | None = None,
+    ) -> None:
+        self.store = store
+        self.lifecycle = lifecycle
+        self.requisitions = requisitions or RequisitionLifecycle(router=lifecycle.router)
+        self.numbers = numbers
+
+    # -- purchase orders ---------------------------------------------------------------------------
+
+    def create_order(self, po: PurchaseOrder, actor: Actor, at: datetime) -> Applied[PurchaseOrder]:
+        """Create and store a draft PO.
+
+        Raises:
+            NotPermittedError, TransitionRefusedError: as the lifecycle raises.
+            ConflictError: a PO with that id exists.
+        """
+        applied = self.lifecycle.create(po, actor, at)
+        with self.store.unit_of_work() as uow:
+            self._store(uow, applied, None)
+        return applied
+
+    def order(self, po_id: str, event: Event, actor: Actor, at: datetime) -> Applied[PurchaseOrder]:
+        """Apply ``event`` to the stored PO ``po_id`` and store the result atomically.
+
+        Raises:
+            NotFoundError: no PO with that id.
+            NotPermittedError, TransitionRefusedError: the lifecycle refuses the event (nothing is
+                written).
+            ConflictError: someone else changed the PO meanwhile (nothing is written; see
+                :func:`retry_on_conflict`).
+            NumberOverflowError, MissingFieldError: the number cannot be allocated at issue.
+        """
+        early_number = self._number_before(po_id, event, at)
+        with self.store.unit_of_work() as uow:
+            po = uow.purchase_orders.require(PurchaseOrderId(po_id))
+            first = uow.transitions.by_key("purchase_order", po.id, event.key)
+            if first is not None:
+                return Applied(po, first, duplicate=True, first_version=first.version)
+            if isinstance(event, Issue) and event.number is None and po.number is None:
+                number = early_number or self._number_in(uow, po, at)
+                if number is not None:
+                    event = attrs.evolve(event, number=PurchaseOrderNumber(number))
+            applied = self.lifecycle.apply(po, event, actor, at)
+            self._store(uow, applied, event)
+        return applied
+
+    def _number_before(self, po_id: str, event: Event, at: datetime) -> str | None:
+        """Fast (block) numbers are taken before the unit of work opens (they may leave gaps)."""
+        if not isinstance(event, Issue) or event.number is not None:
+            return None
+        if not isinstance(self.numbers, BlockAllocator):
+            return None
+        with self.store.unit_of_work() as uow:
+            po = uow.purchase_orders.require(PurchaseOrderId(po_id))
+        if po.number is not None:
+            return None
+        return self.numbers.allocate(self._context(po, at))
+
+    def _number_in(self, uow: UnitOfWork, po: PurchaseOrder, at: datetime) -> str | None:
+        if isinstance(self.numbers, GaplessAllocator):
+            return self.numbers.allocate(self._context(po, at), uow)
+        return None
+
+    def _context(self, po: PurchaseOrder, at: datetime) -> NumberingContext:
+        supplier = self.lifecycle.suppliers.supplier(po.supplier_id)
+        return NumberingContext.for_order(po, at.date(), supplier)
+
+    def _store(self, uow: UnitOfWork, applied: Applied[Any], event: Event | None) -> None:
+        document = applied.document
+        record = applied.record
+        assert record is not None
+        if isinstance(document, PurchaseOrder):
+            uow.purchase_orders.save(document)
+        else:
+            uow.requisitions.save(document)
+        uow.transitions.append(record)
+        stored = record.event
+        if isinstance(stored, ReceiveGoods):
+            uow.receipts.add(stored.receipt)
+        elif isinstance(stored, ReturnGoods):
+            uow.returns.add(stored.goods_return)
+        elif isinstance(stored, RecordInvoice):
+            uow.invoices.add(stored.invoice)
+        elif isinstance(stored, RecordCreditMemo):
+            uow.invoices.add(stored.memo)
+        elif isinstance(stored, RecordPayment) and uow.payments.get(stored.payment.id) is None:
+            uow.payments.add(stored.payment)  # one payment may settle invoices of several POs
+        outbox = getattr(uow, "outbox", None)
+        if outbox is not None and record.domain_events:
+            outbox.add(record)
+
+    # -- requisitions -----------------------------------------------------------------------------
+
+    def create_requisition(
+        self, requisition: Requisition, actor: Actor, at: datetime
+    ) -> Applied[Requisition]:
+        """Create and store a draft requisition (raises as :meth:`create_order`)."""
+        applied = self.requisitions.create(requisition, actor, at)
+        with self.store.unit_of_work() as uow:
+            self._store(uow, applied, None)
+        return applied
+
+    def requisition(
+        self, req_id: str, event: Event, actor: Actor, at: datetime
+    ) -> Applied[Requisition]:
+        """Apply ``event`` to the stored requisition ``req_id`` (raises as :meth:`order`)."""
+        with self.store.unit_of_work() as uow:
+            req = uow.requisitions.require(RequisitionId(req_id))
+            first = uow.transitions.by_key("requisition", req.id, event.key)
+            if first is not None:
+                return Applied(req, first, duplicate=True, first_version=first.version)
+            applied = self.requisitions.apply(req, event, actor, at)
+            self._store(uow, applied, event)
+        return applied
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def history(self, po_id: str) -> tuple[TransitionRecord, ...]:
+        """Every transition record of a PO, in version order (its audit trail)."""
+        with self.store.unit_of_work() as uow:
+            return uow.transitions.for_aggregate("purchase_order", po_id)
+
+    def get_order(self, po_id: str) -> PurchaseOrder:
+        """The stored PO (raises NotFoundError)."""
+        with self.store.unit_of_work() as uow:
+            return uow.purchase_orders.require(PurchaseOrderId(po_id))
