@@ -9,9 +9,9 @@ import platform
 import sys
 from dataclasses import asdict
 
-from benchmarks._harness import emit, machine, run_in_child, table
+from benchmarks._harness import emit, machine, run_pooled, table
 
-MODULES = ["bench_numbering"]
+MODULES = ["bench_numbering", "bench_lifecycle", "bench_approval"]
 
 
 def _benchmarks(module: str) -> list[object]:
@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.only and name not in args.only:
                 continue
             print(f"running {name} ...", file=sys.stderr, flush=True)
-            results.append(run_in_child(module, name, args.smoke))
+            processes = bench.processes  # type: ignore[attr-defined]
+            results.append(run_pooled(module, name, args.smoke, processes))
     mode = "smoke" if args.smoke else "full"
     print(f"potrack benchmarks ({mode} run) — Python {platform.python_version()}, {machine()}\n")
     print(table(results))

@@ -42,10 +42,15 @@ class Result:
 
 @dataclass
 class Benchmark:
-    """A named measurement: ``run(smoke)`` returns a Result."""
+    """A named measurement: ``run(smoke)`` returns a Result.
+
+    Full runs repeat the measurement in ``processes`` fresh interpreters and pool the samples:
+    on shared machines one process can land on a slower core for its whole life.
+    """
 
     name: str
     run: Callable[[bool], Result]
+    processes: int = 3
 
 
 def rate(work: Callable[[], int], runs: int) -> list[float]:
@@ -75,6 +80,16 @@ def peak_mb() -> float:
 
 def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+
+
+def run_pooled(module: str, name: str, smoke: bool, processes: int) -> Result:
+    """Run a benchmark in ``processes`` fresh interpreters (1 when smoke) and pool the samples."""
+    results = [run_in_child(module, name, smoke) for _ in range(1 if smoke else processes)]
+    pooled = results[0]
+    for extra in results[1:]:
+        pooled.samples.extend(extra.samples)
+        pooled.peak_mb = max(pooled.peak_mb, extra.peak_mb)
+    return pooled
 
 
 def run_in_child(module: str, name: str, smoke: bool) -> Result:

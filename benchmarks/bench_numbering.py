@@ -101,6 +101,6 @@ def sqlite_gapless(smoke: bool) -> Result:
 
 BENCHMARKS = [
     Benchmark("numbering: format in memory", formatting),
-    Benchmark("numbering: SQLite 4 processes, fast", sqlite_fast),
-    Benchmark("numbering: SQLite 4 processes, gapless", sqlite_gapless),
+    Benchmark("numbering: SQLite 4 processes, fast", sqlite_fast, processes=1),
+    Benchmark("numbering: SQLite 4 processes, gapless", sqlite_gapless, processes=1),
 ]

@@ -113,34 +113,52 @@ class LifecycleMachine(RuleBasedStateMachine):
     @rule(qty=quantities, line=lines)
     def receive_for_inspection(self, qty: str, line: int) -> None:
         receipt = self.s.receipt(self.po, qty, line)
-        receipt = attrs.evolve(receipt, lines=(attrs.evolve(receipt.lines[0], rejected=Decimal(0)),))
+        receipt = attrs.evolve(
+            receipt, lines=(attrs.evolve(receipt.lines[0], rejected=Decimal(0)),)
+        )
         self.send(ReceiveGoods(receipt=receipt), self.s.receiver)
         if self.po.receipts and self.po.receipts[-1] == receipt.id:
             waiting = self.po.line_progress(line).pending_inspection
             if waiting > 0:
                 half = waiting / 2
-                self.send(RecordInspection(receipt_id=receipt.id, lines=(
-                    InspectionLine(line_no=line, accepted=half, rejected=waiting - half),)),
-                    self.s.inspector)
+                self.send(
+                    RecordInspection(
+                        receipt_id=receipt.id,
+                        lines=(
+                            InspectionLine(line_no=line, accepted=half, rejected=waiting - half),
+                        ),
+                    ),
+                    self.s.inspector,
+                )
 
     @rule(share=st.sampled_from(["0.5", "1", "2"]), line=lines)
     def return_goods(self, share: str, line: int) -> None:
         qty = self.po.line_progress(line).net_received * Decimal(share) or Decimal(1)
-        back = GoodsReturn(id=self.s.new_id("RT"), po_id=self.po.id, returned_at=self.s.at(self.day),
-                           returned_by=ActorId("recv-1"),
-                           lines=(ReturnLine(line_no=line, quantity=qty, reason="bad"),))
+        back = GoodsReturn(
+            id=self.s.new_id("RT"),
+            po_id=self.po.id,
+            returned_at=self.s.at(self.day),
+            returned_by=ActorId("recv-1"),
+            lines=(ReturnLine(line_no=line, quantity=qty, reason="bad"),),
+        )
         self.send(ReturnGoods(goods_return=back), self.s.receiver)
 
-    @rule(qty=quantities, line=lines, price=st.sampled_from([None, "10.00", "10.40", "12.00"]),
-          matched=st.booleans())
+    @rule(
+        qty=quantities,
+        line=lines,
+        price=st.sampled_from([None, "10.00", "10.40", "12.00"]),
+        matched=st.booleans(),
+    )
     def invoice(self, qty: str, line: int, price: str | None, matched: bool) -> None:
         inv = self.s.invoice(self.po, qty, price, line)
         self.send(RecordInvoice(invoice=inv), self.s.clerk)
         if self.po.invoice(inv.id) is not None:
             self.invoices.append(inv.id)
             if matched:
-                self.send(RecordMatch(invoice_id=inv.id, status=InvoiceStatus.MATCHED,
-                                      payable=inv.total), self.s.clerk)
+                self.send(
+                    RecordMatch(invoice_id=inv.id, status=InvoiceStatus.MATCHED, payable=inv.total),
+                    self.s.clerk,
+                )
 
     @rule(share=st.sampled_from(["0.5", "1", "2"]), line=lines)
     def credit(self, share: str, line: int) -> None:
@@ -154,10 +172,15 @@ class LifecycleMachine(RuleBasedStateMachine):
     def match(self, data: st.DataObject, status: InvoiceStatus) -> None:
         inv_id = data.draw(st.sampled_from(self.invoices))
         inv = self.po.invoice(inv_id)
-        payable = inv.amount if inv and status in (InvoiceStatus.MATCHED,
-                                                   InvoiceStatus.MATCHED_WITHIN_TOLERANCE) else 0
-        self.send(RecordMatch(invoice_id=inv_id, status=status,
-                              payable=money(str(payable), "USD")), self.s.clerk)
+        payable = (
+            inv.amount
+            if inv and status in (InvoiceStatus.MATCHED, InvoiceStatus.MATCHED_WITHIN_TOLERANCE)
+            else 0
+        )
+        self.send(
+            RecordMatch(invoice_id=inv_id, status=status, payable=money(str(payable), "USD")),
+            self.s.clerk,
+        )
 
     @precondition(lambda self: bool(self.invoices))
     @rule(data=st.data(), share=st.sampled_from(["1", "0.5"]))
@@ -169,8 +192,9 @@ class LifecycleMachine(RuleBasedStateMachine):
         amount = (inv.payable - inv.paid) * Decimal(share)
         if amount <= 0:
             amount = Decimal("1.00")
-        self.send(RecordPayment(payment=self.s.payment(self.po, inv_id, str(amount))),
-                  self.s.treasurer)
+        self.send(
+            RecordPayment(payment=self.s.payment(self.po, inv_id, str(amount))), self.s.treasurer
+        )
 
     @precondition(lambda self: len(self.records) > 8)
     @rule()
@@ -200,8 +224,10 @@ class LifecycleMachine(RuleBasedStateMachine):
         for line in self.po.lines:
             missing = line.quantity - self.po.line_progress(line.line_no).net_received
             if missing > 0:
-                self.send(ReceiveGoods(receipt=self.s.receipt(self.po, str(missing), line.line_no)),
-                          self.s.receiver)
+                self.send(
+                    ReceiveGoods(receipt=self.s.receipt(self.po, str(missing), line.line_no)),
+                    self.s.receiver,
+                )
 
     @rule()
     def settle_everything(self) -> None:
@@ -212,13 +238,25 @@ class LifecycleMachine(RuleBasedStateMachine):
                 self.invoice(str(missing), line.line_no, None, True)
         for inv in self.po.invoices:
             if inv.kind is InvoiceKind.INVOICE and inv.status is not InvoiceStatus.MATCHED:
-                self.send(RecordMatch(invoice_id=inv.invoice_id, status=InvoiceStatus.MATCHED,
-                                      payable=money(str(inv.amount), "USD")), self.s.clerk)
+                self.send(
+                    RecordMatch(
+                        invoice_id=inv.invoice_id,
+                        status=InvoiceStatus.MATCHED,
+                        payable=money(str(inv.amount), "USD"),
+                    ),
+                    self.s.clerk,
+                )
         for inv in self.po.invoices:
             current = self.po.invoice(inv.invoice_id)
             if current and current.kind is InvoiceKind.INVOICE and current.payable > current.paid:
-                self.send(RecordPayment(payment=self.s.payment(
-                    self.po, inv.invoice_id, str(current.payable - current.paid))), self.s.treasurer)
+                self.send(
+                    RecordPayment(
+                        payment=self.s.payment(
+                            self.po, inv.invoice_id, str(current.payable - current.paid)
+                        )
+                    ),
+                    self.s.treasurer,
+                )
 
     @rule(supplier=st.booleans())
     def comment(self, supplier: bool) -> None:
@@ -226,18 +264,27 @@ class LifecycleMachine(RuleBasedStateMachine):
 
     @rule()
     def dispatch(self) -> None:
-        notice = DispatchNotice(id=self.s.new_id("ASN"), po_id=self.po.id, carrier="DHL",
-                                tracking_reference="T", shipped_at=self.s.at(self.day),
-                                expected_arrival=date(2026, 2, 1))
+        notice = DispatchNotice(
+            id=self.s.new_id("ASN"),
+            po_id=self.po.id,
+            carrier="DHL",
+            tracking_reference="T",
+            shipped_at=self.s.at(self.day),
+            expected_arrival=date(2026, 2, 1),
+        )
         self.send(RecordDispatch(notice=notice), self.s.supplier_user)
 
     @rule(qty=st.sampled_from(["90", "120", "700"]), accept=st.booleans())
     def change(self, qty: str, accept: bool) -> None:
         pid = self.s.new_id("CP")
-        proposal = ChangeProposal(id=pid, po_id=self.po.id, proposed_by=ActorId("acme-sales"),
-                                  at=self.s.at(self.day),
-                                  changes=(LineChange(line_no=1, quantity=Decimal(qty)),),
-                                  reason="capacity")
+        proposal = ChangeProposal(
+            id=pid,
+            po_id=self.po.id,
+            proposed_by=ActorId("acme-sales"),
+            at=self.s.at(self.day),
+            changes=(LineChange(line_no=1, quantity=Decimal(qty)),),
+            reason="capacity",
+        )
         self.send(ProposeChange(proposal=proposal), self.s.supplier_user)
         if accept:
             self.send(AcceptChange(proposal_id=pid), self.s.buyer)
@@ -254,8 +301,9 @@ class LifecycleMachine(RuleBasedStateMachine):
         while self.po.approval and ap.active_steps(self.po.approval):
             step = ap.active_steps(self.po.approval)[0]
             who = ap.step_candidates(self.po.approval, step)[0]
-            decision = ApprovalDecision(step_id=step.step_id, actor=who, decision=Decision.APPROVE,
-                                        at=self.s.at(self.day))
+            decision = ApprovalDecision(
+                step_id=step.step_id, actor=who, decision=Decision.APPROVE, at=self.s.at(self.day)
+            )
             self.send(RecordDecision(decision=decision), self.s.actor(who))
         number = None if self.po.number else self.s.number_for(self.po)
         self.send(Issue(number=number), self.s.buyer)
@@ -267,8 +315,11 @@ class LifecycleMachine(RuleBasedStateMachine):
         version = self.po.version
         assert self.last is not None
         actor = {
-            "receive": self.s.bypass, "invoice": self.s.clerk, "credit_memo": self.s.clerk,
-            "match": self.s.clerk, "pay": self.s.treasurer,
+            "receive": self.s.bypass,
+            "invoice": self.s.clerk,
+            "credit_memo": self.s.clerk,
+            "match": self.s.clerk,
+            "pay": self.s.treasurer,
         }.get(type(self.last).name, self.s.buyer)
         applied = self.s.lifecycle.apply(self.po, self.last, actor, self.s.at(self.day))
         assert applied.duplicate
@@ -298,6 +349,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         assert [k for k, _ in self.po.applied_keys] == [r.key for r in self.records]
 
 
-LifecycleMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=40,
-                                              deadline=None)
+LifecycleMachine.TestCase.settings = settings(
+    max_examples=60, stateful_step_count=40, deadline=None
+)
 TestLifecycle = LifecycleMachine.TestCase

@@ -41,9 +41,16 @@ def _approvals(s: Scenario, po):  # type: ignore[no-untyped-def]
     out = []
     for step in ap.active_steps(po.approval):
         who = ap.step_candidates(po.approval, step)[0]
-        out.append((RecordDecision(decision=ApprovalDecision(
-            step_id=step.step_id, actor=who, decision=Decision.APPROVE, at=s.at(0.2))),
-            s.actor(who)))
+        out.append(
+            (
+                RecordDecision(
+                    decision=ApprovalDecision(
+                        step_id=step.step_id, actor=who, decision=Decision.APPROVE, at=s.at(0.2)
+                    )
+                ),
+                s.actor(who),
+            )
+        )
     return out
 
 

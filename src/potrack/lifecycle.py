@@ -38,6 +38,7 @@ import attrs
 from moneyed import Money
 
 from potrack import approval
+from potrack._fast import build, positional_builder, rebuild
 from potrack.approval import ApprovalOutcome, Router, Suppliers, as_suppliers
 from potrack.events import (
     AcceptChange,
@@ -96,6 +97,7 @@ from potrack.records import (
     FieldChange,
     FlaggedIssue,
     Hold,
+    InvoiceId,
     InvoiceKind,
     InvoiceProgress,
     InvoiceStatus,
@@ -414,6 +416,10 @@ def dashboard_status(
 # -- the mutable builder that effects work on ----------------------------------------------------------
 
 
+_make_line = positional_builder(LineProgress)
+_make_invoice = positional_builder(InvoiceProgress)
+
+
 class _Line:
     """Mutable per-line progress while events are applied."""
 
@@ -445,23 +451,44 @@ class _Line:
         self.overrides = p.over_receipt_overrides
 
     def freeze(self) -> LineProgress:
-        return LineProgress(
-            line_no=self.line_no,
-            received=self.received,
-            accepted=self.accepted,
-            rejected=self.rejected,
-            pending_inspection=self.pending,
-            returned=self.returned,
-            invoiced=self.invoiced,
-            invoiced_amount=self.invoiced_amount,
-            credited=self.credited,
-            credited_amount=self.credited_amount,
-            over_receipt_overrides=self.overrides,
+        return _make_line(
+            self.line_no,
+            self.received,
+            self.accepted,
+            self.rejected,
+            self.pending,
+            self.returned,
+            self.invoiced,
+            self.invoiced_amount,
+            self.credited,
+            self.credited_amount,
+            self.overrides,
         )
 
 
 class _Invoice:
     __slots__ = ("amount", "invoice_id", "kind", "number", "paid", "payable", "rate", "status")
+
+    @classmethod
+    def new(
+        cls,
+        invoice_id: str,
+        kind: InvoiceKind,
+        amount: Decimal,
+        number: str | None,
+        rate: Decimal,
+        status: InvoiceStatus = InvoiceStatus.PENDING,
+    ) -> _Invoice:
+        made = cls.__new__(cls)
+        made.invoice_id = InvoiceId(invoice_id)
+        made.kind = kind
+        made.amount = amount
+        made.status = status
+        made.payable = _ZERO
+        made.paid = _ZERO
+        made.number = number
+        made.rate = rate
+        return made
 
     def __init__(self, p: InvoiceProgress) -> None:
         self.invoice_id = p.invoice_id
@@ -474,15 +501,15 @@ class _Invoice:
         self.rate = p.rate
 
     def freeze(self) -> InvoiceProgress:
-        return InvoiceProgress(
-            invoice_id=self.invoice_id,
-            kind=self.kind,
-            amount=self.amount,
-            status=self.status,
-            payable=self.payable,
-            paid=self.paid,
-            number=self.number,
-            rate=self.rate,
+        return _make_invoice(
+            self.invoice_id,
+            self.kind,
+            self.amount,
+            self.status,
+            self.payable,
+            self.paid,
+            self.number,
+            self.rate,
         )
 
 
@@ -523,23 +550,23 @@ class _PO:
         self.fields.update(values)
 
     def freeze(self) -> PurchaseOrder:
-        return attrs.evolve(
-            self.base,
-            state=self.state,
-            version=self.version,
-            lines=self.lines,
-            progress=tuple(self.progress[k].freeze() for k in sorted(self.progress)),
-            invoices=tuple(i.freeze() for i in self.invoices.values()),
-            applied_keys=tuple(self.applied),
-            dispatches=tuple(self.dispatches),
-            receipts=tuple(self.receipts),
-            returns=tuple(self.returns),
-            payments=tuple(self.payments),
-            comments=tuple(self.comments),
-            issues=tuple(self.issues),
-            revisions=tuple(self.revisions),
+        changes = {
+            "state": self.state,
+            "version": self.version,
+            "lines": self.lines,
+            "progress": tuple(self.progress[k].freeze() for k in sorted(self.progress)),
+            "invoices": tuple(i.freeze() for i in self.invoices.values()),
+            "applied_keys": tuple(self.applied),
+            "dispatches": tuple(self.dispatches),
+            "receipts": tuple(self.receipts),
+            "returns": tuple(self.returns),
+            "payments": tuple(self.payments),
+            "comments": tuple(self.comments),
+            "issues": tuple(self.issues),
+            "revisions": tuple(self.revisions),
             **self.fields,
-        )
+        }
+        return rebuild(self.base, changes)
 
 
 class _Req:
@@ -1150,7 +1177,16 @@ def _e_edit(b: _PO, e: EditDraft, actor: ActorId, at: datetime) -> tuple[str, ..
 def _e_submit(b: _PO | _Req, e: SubmitForApproval, actor: ActorId, at: datetime) -> tuple[str, ...]:
     assert e.route is not None
     requester = b.get("requester") or actor
-    state = ApprovalState(route=e.route, started_at=at, requester=requester)
+    state = build(
+        ApprovalState,
+        {
+            "route": e.route,
+            "started_at": at,
+            "requester": requester,
+            "decisions": (),
+            "reassignments": (),
+        },
+    )
     b.set(approval=state)
     if approval.outcome(state) is ApprovalOutcome.APPROVED:
         b.state = _approved_state(b)
@@ -1357,21 +1393,30 @@ def _e_dispatch(b: _PO, e: RecordDispatch, actor: ActorId, at: datetime) -> tupl
     return ("dispatch_notified",)
 
 
+_RECEIVED = ("goods_received",)
+_RECEIVED_OVER = ("goods_received", "over_receipt_accepted")
+
+
 def _e_receive(b: _PO, e: ReceiveGoods, actor: ActorId, at: datetime) -> tuple[str, ...]:
-    overrides = set(e.overrides)
+    overrides = e.overrides
+    progress = b.progress
     for rl in e.receipt.lines:
-        acc = b.line(rl.line_no)
-        acc.received += rl.received
-        acc.rejected += rl.rejected
+        acc = progress.get(rl.line_no) or b.line(rl.line_no)
+        received = rl.received
+        rejected = rl.rejected
+        acc.received += received
+        if rejected:
+            acc.rejected += rejected
         if rl.accepted is None:
-            acc.pending += rl.received - rl.rejected
+            acc.pending += received - rejected
         else:
             acc.accepted += rl.accepted
-        if rl.line_no in overrides:
+        if overrides and rl.line_no in overrides:
             acc.overrides += 1
     b.receipts.append(e.receipt.id)
-    _fulfilling(b)
-    return ("goods_received", "over_receipt_accepted") if overrides else ("goods_received",)
+    if b.state is S.ISSUED or b.state is S.ACKNOWLEDGED:
+        b.state = S.IN_FULFILMENT
+    return _RECEIVED_OVER if overrides else _RECEIVED
 
 
 def _e_inspect(b: _PO, e: RecordInspection, actor: ActorId, at: datetime) -> tuple[str, ...]:
@@ -1390,6 +1435,14 @@ def _e_return(b: _PO, e: ReturnGoods, actor: ActorId, at: datetime) -> tuple[str
     return ("goods_returned",)
 
 
+def _line_amount(ln: Any) -> Decimal:
+    """An invoice line's net amount as a Decimal (what ``InvoiceLine.net_amount`` gives)."""
+    if ln.amount is not None:
+        return ln.amount.amount  # type: ignore[no-any-return]
+    value = ln.quantity * ln.unit_price.amount
+    return value if ln.price_unit == 1 else value / ln.price_unit  # type: ignore[no-any-return]
+
+
 def _e_invoice(b: _PO, e: RecordInvoice, actor: ActorId, at: datetime) -> tuple[str, ...]:
     inv = e.invoice
     rate = inv.exchange_rate or Decimal(1)
@@ -1398,16 +1451,9 @@ def _e_invoice(b: _PO, e: RecordInvoice, actor: ActorId, at: datetime) -> tuple[
             continue
         acc = b.line(ln.po_line_no)
         acc.invoiced += ln.quantity
-        acc.invoiced_amount += ln.net_amount.amount * rate
-    b.invoices[inv.id] = _Invoice(
-        InvoiceProgress(
-            invoice_id=inv.id,
-            kind=InvoiceKind.INVOICE,
-            amount=inv.total.amount * rate,
-            number=inv.number,
-            rate=rate,
-        )
-    )
+        acc.invoiced_amount += _line_amount(ln) if rate == 1 else _line_amount(ln) * rate
+    total = inv.total.amount if rate == 1 else inv.total.amount * rate
+    b.invoices[inv.id] = _Invoice.new(inv.id, InvoiceKind.INVOICE, total, inv.number, rate)
     _fulfilling(b)
     return ("invoice_received",)
 
@@ -1420,7 +1466,7 @@ def _e_credit(b: _PO, e: RecordCreditMemo, actor: ActorId, at: datetime) -> tupl
             continue
         acc = b.line(ln.po_line_no)
         acc.credited += ln.quantity
-        acc.credited_amount += ln.net_amount.amount * rate
+        acc.credited_amount += _line_amount(ln) * rate
     b.invoices[memo.id] = _Invoice(
         InvoiceProgress(
             invoice_id=memo.id,
@@ -1435,27 +1481,32 @@ def _e_credit(b: _PO, e: RecordCreditMemo, actor: ActorId, at: datetime) -> tupl
 
 
 _MATCH_EVENTS = {
-    InvoiceStatus.MATCHED: "invoice_matched",
-    InvoiceStatus.MATCHED_WITHIN_TOLERANCE: "invoice_matched",
-    InvoiceStatus.HELD: "invoice_held",
-    InvoiceStatus.AWAITING_RECEIPT: "invoice_awaiting_receipt",
+    InvoiceStatus.MATCHED: ("invoice_matched",),
+    InvoiceStatus.MATCHED_WITHIN_TOLERANCE: ("invoice_matched",),
+    InvoiceStatus.HELD: ("invoice_held",),
+    InvoiceStatus.AWAITING_RECEIPT: ("invoice_awaiting_receipt",),
 }
 
 
 def _e_match(b: _PO, e: RecordMatch, actor: ActorId, at: datetime) -> tuple[str, ...]:
     inv = b.invoices[e.invoice_id]
     inv.status = e.status
-    inv.payable = e.payable.amount * inv.rate
-    return (_MATCH_EVENTS[e.status],)
+    rate = inv.rate
+    inv.payable = e.payable.amount if rate == 1 else e.payable.amount * rate
+    return _MATCH_EVENTS[e.status]
 
 
 def _e_pay(b: _PO, e: RecordPayment, actor: ActorId, at: datetime) -> tuple[str, ...]:
     for alloc in e.payment.allocations:
         inv = b.invoices.get(alloc.invoice_id)
         if inv is not None:
-            inv.paid += alloc.amount.amount * inv.rate
+            rate = inv.rate
+            inv.paid += alloc.amount.amount if rate == 1 else alloc.amount.amount * rate
     b.payments.append(e.payment.id)
-    return ("payment_recorded",)
+    return _PAID
+
+
+_PAID = ("payment_recorded",)
 
 
 def _e_hold(b: _PO, e: PlaceOnHold, actor: ActorId, at: datetime) -> tuple[str, ...]:
@@ -2034,6 +2085,7 @@ class _Machine(Generic[D]):
         self._rows: dict[type[Event], TransitionRule] = {}
         for row in self.table:
             self._rows[row.event] = row
+        self._plan = {r.event: (r.effect, r.settles, not r.sources) for r in self.table}
 
     # roles the host may override per event name
     role_overrides: Mapping[str, frozenset[str]] = {}
@@ -2168,21 +2220,22 @@ class _Machine(Generic[D]):
         recorded_to: str | None = None,
     ) -> tuple[str, ...]:
         domain = row.effect(b, event, actor, at)
-        b.version += 1
-        b.applied.append((event.key, b.version))
+        version = b.version = b.version + 1
+        b.applied.append((event.key, version))
         if row.settles:
             # Live, the machine decides whether the document is done; replaying, the record says
             # so — replay never depends on the configuration.
+            closed = self.closed_state
             done = (
                 self._done(b)
                 if recorded_to is None
-                else recorded_to == self.closed_state and str(b.state) != recorded_to
+                else recorded_to == closed and b.state != closed
             )
             if done:
                 domain = domain + self._close(b, actor, at)
         return domain
 
-    closed_state = ""
+    closed_state: Any = None
 
     def _done(self, b: Any) -> bool:
         return False
@@ -2194,26 +2247,34 @@ class _Machine(Generic[D]):
         """Rebuild a document from its transition records (see :func:`replay`)."""
         builder: Any = None
         expected = 1
-        rows = self._rows
+        plan = self._plan
+        closed = self.closed_state
+        applied: list[tuple[str, int]] = []
+        # The loop does what _step does, inlined: replay is the hot path (every rebuild of a
+        # document from its records goes through it).
         for record in records:
-            row = rows.get(type(record.event))
-            if row is None:
-                raise ReplayError(f"{type(record.event).__name__} is not a {self.aggregate} event")
+            event = record.event
+            step = plan.get(type(event))
+            if step is None:
+                raise ReplayError(f"{type(event).__name__} is not a {self.aggregate} event")
+            effect, settles, creates = step
             if builder is None:
-                if row.sources:
+                if not creates:
                     raise ReplayError("the first transition record must create the document")
-                doc = getattr(record.event, "po", None) or getattr(
-                    record.event, "requisition", None
-                )
+                doc = getattr(event, "po", None) or getattr(event, "requisition", None)
                 builder = self._builder(doc)  # type: ignore[arg-type]
-                builder.version = 0
-                builder.applied = []
+                builder.applied = applied
             if record.version != expected:
                 raise ReplayError(
                     f"transition records skip from version {expected - 1} to {record.version}"
                 )
+            effect(builder, event, record.actor, record.at)
+            applied.append((event.key, expected))
+            if settles and record.to_state == closed and builder.state != closed:
+                self._close(builder, record.actor, record.at)
             expected += 1
-            self._step(builder, row, record.event, record.actor, record.at, record.to_state)
+        if builder is not None:
+            builder.version = expected - 1
         if builder is None:
             raise ReplayError("no transition records to replay")
         result: D = builder.freeze()
@@ -2289,10 +2350,20 @@ class PurchaseOrderLifecycle(_Machine[PurchaseOrder]):
     def _builder(self, doc: PurchaseOrder) -> _PO:
         return _PO(doc)
 
-    closed_state = S.CLOSED.value
+    closed_state = S.CLOSED
 
     def _done(self, b: _PO) -> bool:
-        if b.state is not S.IN_FULFILMENT:
+        if b.state is not S.IN_FULFILMENT or not b.invoices:
+            return False
+        owed = paid = _ZERO
+        for inv in b.invoices.values():
+            if inv.status is not InvoiceStatus.MATCHED and (
+                inv.status is not InvoiceStatus.MATCHED_WITHIN_TOLERANCE
+            ):
+                return False
+            owed += -inv.amount if inv.kind is InvoiceKind.CREDIT_MEMO else inv.amount
+            paid += inv.paid
+        if paid < owed or paid <= 0:
             return False
         p = _progress_of(
             b.get("match_level"), b.lines, b.peek, b.invoices.values(), self.default_match_level

@@ -317,6 +317,7 @@ class InMemoryDirectory:
         extra_departments: frozenset[str] = frozenset(),
     ) -> None:
         self._actors = {a.id: a for a in actors}
+        self._holders: dict[str, tuple[ActorId, ...]] = {}
         self._delegations = tuple(delegations)
         self._extra_roles = frozenset(extra_roles)
         self._extra_departments = frozenset(extra_departments)
@@ -327,7 +328,12 @@ class InMemoryDirectory:
 
     def holders(self, role: str) -> tuple[ActorId, ...]:
         """Everyone holding ``role``, sorted by id."""
-        return tuple(sorted(a.id for a in self._actors.values() if role in a.roles))
+        found = self._holders.get(role)
+        if found is None:
+            found = self._holders[role] = tuple(
+                sorted(a.id for a in self._actors.values() if role in a.roles)
+            )
+        return found
 
     def roles(self) -> frozenset[str]:
         """Every role held by someone, plus the declared extra roles."""
