@@ -606,10 +606,11 @@ class TransitionRule:
     """One row of a lifecycle table.
 
     ``sources`` are the states the event is allowed in (empty for the creating event);
-    ``targets`` the states it may lead to (a state in both means the event may leave the state
-    unchanged); ``roles`` the roles that may send it (any one suffices; empty: anyone);
-    ``supplier_may`` whether a supplier's users may send it (on their own supplier's orders);
-    ``approver`` whether permission comes from the approval route instead of roles.
+    ``targets`` the states it may lead to; ``pairs`` the exact (from, to) moves when not every
+    source leads to every target (empty: all of them; an event that keeps the state has
+    ``targets`` empty and ``stays`` set); ``roles`` the roles that may send it (any one suffices;
+    empty: anyone); ``supplier_may`` whether a supplier's users may send it (on their own
+    supplier's orders); ``approver`` whether permission comes from the approval route.
     """
 
     event: type[Event]
@@ -627,6 +628,22 @@ class TransitionRule:
     """A field naming the document's owner (``requester``): others need ``owner_override`` roles."""
     owner_override: frozenset[str] = frozenset()
     summary: str = ""
+    pairs: frozenset[tuple[Any, Any]] = frozenset()
+    stays: bool = False
+
+    @property
+    def moves(self) -> frozenset[tuple[Any, Any]]:
+        """Every (from, to) state pair this event can produce (to == from: state unchanged)."""
+        if self.pairs:
+            return self.pairs
+        if self.stays:
+            return frozenset((s, s) for s in self.sources)
+        return frozenset((s, t) for s in self.sources for t in self.targets)
+
+    @property
+    def results(self) -> frozenset[Any]:
+        """Every state the event can leave the document in."""
+        return frozenset(t for _, t in self.moves) | self.targets
 
 
 @attrs.frozen
@@ -1585,6 +1602,28 @@ _INTERNAL = frozenset(
         Role.SUPPLIER,
     }
 )
+_FULFILMENT = frozenset(
+    {
+        (S.ISSUED, S.IN_FULFILMENT),
+        (S.ACKNOWLEDGED, S.IN_FULFILMENT),
+        (S.IN_FULFILMENT, S.IN_FULFILMENT),
+        (S.IN_FULFILMENT, S.CLOSED),
+    }
+)
+"""A receipt or invoice starts fulfilment; with everything done, the PO closes itself."""
+_REVISIONS = frozenset(
+    {
+        (src, tgt)
+        for src in (S.ISSUED, S.ACKNOWLEDGED, S.SUPPLIER_REJECTED, S.IN_FULFILMENT)
+        for tgt in (S.PENDING_APPROVAL, S.APPROVED)
+    }
+    | {
+        (S.ISSUED, S.ISSUED),
+        (S.ACKNOWLEDGED, S.ISSUED),
+        (S.SUPPLIER_REJECTED, S.ISSUED),
+        (S.IN_FULFILMENT, S.IN_FULFILMENT),
+    }
+)
 _HOLDABLE = frozenset(
     {
         S.PENDING_APPROVAL,
@@ -1674,6 +1713,7 @@ PO_TRANSITIONS: tuple[TransitionRule, ...] = (
         supplier_may=True,
         guards=(_g_ack,),
         summary="the supplier accepts the current revision",
+        pairs=frozenset({(S.ISSUED, S.ACKNOWLEDGED), (S.IN_FULFILMENT, S.IN_FULFILMENT)}),
     ),
     _rule(
         SupplierReject,
@@ -1722,6 +1762,7 @@ PO_TRANSITIONS: tuple[TransitionRule, ...] = (
         guards=(_g_revise,),
         complete=_c_revise,
         summary="a buyer's change order: a new revision, re-approved if it raises the value",
+        pairs=_REVISIONS,
     ),
     _rule(
         RecordDispatch,
@@ -1732,6 +1773,7 @@ PO_TRANSITIONS: tuple[TransitionRule, ...] = (
         supplier_may=True,
         guards=(_g_dispatch,),
         summary="carrier, tracking reference and expected arrival",
+        pairs=frozenset((s, S.IN_FULFILMENT) for s in ACTIVE),
     ),
     _rule(
         ReceiveGoods,
@@ -1744,6 +1786,7 @@ PO_TRANSITIONS: tuple[TransitionRule, ...] = (
         settles=True,
         summary="partial or full; over-receipt beyond the allowance needs the "
         "bypass role and is recorded",
+        pairs=_FULFILMENT,
     ),
     _rule(
         RecordInspection,
@@ -1774,6 +1817,7 @@ PO_TRANSITIONS: tuple[TransitionRule, ...] = (
         guards=(_g_invoice,),
         settles=True,
         summary="a supplier invoice (matching is potrack.matching's job)",
+        pairs=_FULFILMENT,
     ),
     _rule(
         RecordCreditMemo,
@@ -1858,33 +1902,36 @@ PO_TRANSITIONS: tuple[TransitionRule, ...] = (
     _rule(
         AddComment,
         OPEN_FOR_TALK,
-        OPEN_FOR_TALK,
+        (),
         _e_comment,
         roles=_INTERNAL,
         supplier_may=True,
         complete=_c_side,
         summary="two-way communication with the supplier",
+        stays=True,
     ),
     _rule(
         FlagIssue,
         OPEN_FOR_TALK,
-        OPEN_FOR_TALK,
+        (),
         _e_flag,
         roles=_INTERNAL,
         supplier_may=True,
         guards=(_g_new_issue,),
         complete=_c_side,
         summary="raise a problem on the PO",
+        stays=True,
     ),
     _rule(
         ResolveIssue,
         OPEN_FOR_TALK,
-        OPEN_FOR_TALK,
+        (),
         _e_resolve,
         roles=_INTERNAL,
         supplier_may=True,
         guards=(_g_issue_exists,),
         summary="close a flagged problem",
+        stays=True,
     ),
 )
 """The purchase-order lifecycle, one row per event."""
@@ -2518,7 +2565,7 @@ def check_table(
     reopen = frozenset(reopen)
     problems = []
     creators = [r for r in table if not r.sources]
-    initial = {t for r in creators for t in r.targets}
+    initial = {t for r in creators for t in r.results}
     if len(creators) != 1 or len(initial) != 1:
         problems.append(
             TableProblem(
@@ -2527,17 +2574,10 @@ def check_table(
         )
     edges: dict[Any, set[Any]] = {s: set() for s in states}
     for row in table:
-        for src in row.sources:
-            for tgt in row.targets:
-                if tgt != src:
-                    edges[src].add(tgt)
-            if src in terminal and row.targets - {src}:
-                problems.append(
-                    TableProblem(
-                        "terminal_exit", f"{row.event.__name__} leaves terminal state {src}"
-                    )
-                )
-            if src in terminal and src in row.targets and row.sources:
+        for src, tgt in row.moves:
+            if tgt != src:
+                edges[src].add(tgt)
+            if src in terminal:
                 problems.append(
                     TableProblem(
                         "terminal_exit", f"{row.event.__name__} is accepted in terminal state {src}"
@@ -2599,9 +2639,10 @@ def transition_table_markdown(table: Sequence[TransitionRule], order: Sequence[A
         guards = (
             ", ".join(g.__name__.removeprefix("_g_").replace("_", " ") for g in row.guards) or "—"
         )
+        to = "(unchanged)" if row.stays else states(row.results)
         lines.append(
             f"| `{row.event.name}` ({row.event.__name__}) | {states(row.sources)} | "
-            f"{states(row.targets)} | {_roles_text(row)} | {guards} | {row.summary} |"
+            f"{to} | {_roles_text(row)} | {guards} | {row.summary} |"
         )
     return "\n".join(lines)
 
@@ -2613,10 +2654,9 @@ def transition_diagram_mermaid(
     lines = ["stateDiagram-v2", f"    [*] --> {initial}"]
     pairs: dict[tuple[str, str], list[str]] = {}
     for row in table:
-        for src in sorted(map(str, row.sources)):
-            for tgt in sorted(map(str, row.targets)):
-                if src != tgt:
-                    pairs.setdefault((src, tgt), []).append(row.event.name)
+        for src, tgt in row.moves:
+            if src != tgt:
+                pairs.setdefault((str(src), str(tgt)), []).append(row.event.name)
     for (src, tgt), names in sorted(pairs.items()):
         lines.append(f"    {src} --> {tgt}: {', '.join(sorted(set(names)))}")
     for end in sorted(map(str, ends)):
