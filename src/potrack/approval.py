@@ -42,6 +42,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -1842,7 +1843,8 @@ class SimulationReport:
     """What a policy asks of approvers over a batch of documents.
 
     ``approvals_by_approver`` counts, for each person, the steps they are a candidate for, weighted
-    by their share of the step (a step with quorum 1 among 4 candidates adds 0.25 to each);
+    by their share of the step (a step with quorum 1 among 4 candidates adds 0.25 to each), summed
+    exactly and rounded to 4 decimals;
     ``steps_by_rule`` counts steps per rule; ``routes`` maps each document id to its step ids.
     """
 
@@ -1870,7 +1872,7 @@ def simulate(
 
     ``at`` gives the routing time per document (default: its creation time).
     """
-    load: dict[str, Decimal] = defaultdict(lambda: _ZERO)
+    load: dict[str, Fraction] = defaultdict(Fraction)
     by_level: dict[int, int] = defaultdict(int)
     by_rule: dict[str, int] = defaultdict(int)
     flags: dict[str, int] = defaultdict(int)
@@ -1894,7 +1896,7 @@ def simulate(
             for rule in step.rules:
                 by_rule[rule] += 1
             if step.candidates:
-                share = Decimal(step.quorum.needed(len(step.candidates))) / len(step.candidates)
+                share = Fraction(step.quorum.needed(len(step.candidates)), len(step.candidates))
                 for person in step.candidates:
                     load[person] += share
     return SimulationReport(
@@ -1902,12 +1904,17 @@ def simulate(
         documents=count,
         unroutable=tuple(unroutable),
         steps=steps,
-        approvals_by_approver=tuple(sorted(load.items())),
+        approvals_by_approver=tuple(sorted((who, _four(value)) for who, value in load.items())),
         steps_by_level=tuple(sorted(by_level.items())),
         steps_by_rule=tuple(sorted(by_rule.items())),
         flags=tuple(sorted(flags.items())),
         routes=tuple(routes),
     )
+
+
+def _four(value: Fraction) -> Decimal:
+    """An exact fraction as a Decimal rounded half-even to 4 places (loads are counts of work)."""
+    return (Decimal(value.numerator) / Decimal(value.denominator)).quantize(Decimal("0.0001"))
 
 
 @attrs.frozen
