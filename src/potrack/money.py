@@ -62,6 +62,7 @@ __all__ = [
     "format_quantity",
     "money",
     "percent_of",
+    "quantum",
     "require_same_currency",
     "round_money",
     "sum_money",
@@ -239,14 +240,25 @@ def round_money(amount: Money, rounding: Rounding) -> Money:
     Money('1.234', 'BHD')
     """
     code = amount.currency.code
-    exponent = Decimal(1).scaleb(-currency_precision(code))
-    return Money(amount.amount.quantize(exponent, rounding=rounding.value), code)
+    return Money(amount.amount.quantize(quantum(code), rounding=rounding.value), code)
 
 
 def round_amount(value: Decimal, currency: str, rounding: Rounding) -> Decimal:
     """Round a bare Decimal to ``currency``'s precision (what :func:`round_money` does)."""
-    exponent = Decimal(1).scaleb(-currency_precision(currency))
-    return value.quantize(exponent, rounding=rounding.value)
+    return value.quantize(quantum(currency), rounding=rounding.value)
+
+
+@lru_cache(maxsize=512)
+def quantum(currency: str) -> Decimal:
+    """The currency's smallest unit, for ``Decimal.quantize``.
+
+    >>> quantum("USD"), quantum("JPY"), quantum("BHD")
+    (Decimal('0.01'), Decimal('1'), Decimal('0.001'))
+
+    Raises:
+        UnknownCurrencyError: for a code CLDR does not know.
+    """
+    return Decimal(1).scaleb(-currency_precision(currency))
 
 
 def extended_amount(

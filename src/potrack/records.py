@@ -1209,6 +1209,8 @@ class PurchaseOrder:
     incoterms: str | None = f.text(optional=True)
     match_level: MatchLevel | None = f.enum_field(MatchLevel, optional=True)
     requisitions: tuple[RequisitionId, ...] = f.tuple_of_str()
+    charges: tuple[Charge, ...] = f.tuple_of(Charge)
+    """Charges agreed with the supplier (freight, expedite...), what invoiced charges are matched to."""
     # -- kept by the lifecycle --
     number: PurchaseOrderNumber | None = f.text(optional=True)
     revision: int = f.integer(minimum=0, default=0)

