@@ -45,6 +45,7 @@ and every finding names the rule that applied.
 
 from __future__ import annotations
 
+import decimal
 import enum
 import re
 from collections import OrderedDict, defaultdict
@@ -56,7 +57,7 @@ from typing import Any, NamedTuple
 import attrs
 from moneyed import Money
 
-from potrack._fast import positional_builder
+from potrack._fast import rebuild
 from potrack.events import RecordMatch
 from potrack.exceptions import NotPermittedError, Problem, ValidationError
 from potrack.money import (
@@ -239,27 +240,7 @@ class Tolerance:
     ) -> bool:
         if limit is None:
             return False
-        # Each set measure either holds or not; "both" needs all to hold, "either" one.
-        held = failed = 0
-        if limit.amount is not None:
-            if value is not None and value <= limit.amount:
-                held += 1
-            else:
-                failed += 1
-        if limit.percent is not None:
-            # No expected value (percent undefined) never passes a percent limit.
-            if percent is not None and percent <= limit.percent:
-                held += 1
-            else:
-                failed += 1
-        if limit.quantity is not None:
-            if quantity is not None and quantity <= limit.quantity:
-                held += 1
-            else:
-                failed += 1
-        if not held and not failed:
-            return False
-        return bool(failed) if self.combine == "both" else not held
+        return _breached(limit, self.combine == "both", value, percent, quantity)
 
     def upper_breach(
         self, value: Decimal | None, percent: Decimal | None, quantity: Decimal | None
@@ -272,6 +253,37 @@ class Tolerance:
     ) -> bool:
         """Whether a negative variance (magnitudes given) breaks the lower limits."""
         return self._breach(self.lower, value, percent, quantity)
+
+
+def _breached(
+    limit: Limit,
+    both: bool,
+    value: Decimal | None,
+    percent: Decimal | None,
+    quantity: Decimal | None,
+) -> bool:
+    """Whether magnitudes break a limit: each set measure holds or not; ``both`` needs every one
+    to hold, otherwise one holding suffices (a limit with no measure set never breaks)."""
+    held = failed = 0
+    if limit.amount is not None:
+        if value is not None and value <= limit.amount:
+            held += 1
+        else:
+            failed += 1
+    if limit.percent is not None:
+        # No expected value (percent undefined) never passes a percent limit.
+        if percent is not None and percent <= limit.percent:
+            held += 1
+        else:
+            failed += 1
+    if limit.quantity is not None:
+        if quantity is not None and quantity <= limit.quantity:
+            held += 1
+        else:
+            failed += 1
+    if not held and not failed:
+        return False
+    return bool(failed) if both else not held
 
 
 @attrs.frozen
@@ -570,12 +582,12 @@ class LineResult(NamedTuple):
     findings: tuple[Finding, ...]
 
 
-@attrs.frozen(kw_only=True)
-class MatchResult:
+class MatchResult(NamedTuple):
     """The outcome for one invoice: its status, what may be paid now, and every finding.
 
     ``invoiced = payable + held`` always; amounts are in the invoice currency, ``payable`` rounded
-    to its precision with the policy's rounding mode.
+    to its precision with the policy's rounding mode.  (An immutable NamedTuple, like
+    :class:`Finding` and :class:`LineResult`: a batch run builds one per invoice.)
     """
 
     invoice_id: InvoiceId
@@ -631,95 +643,140 @@ class MatchResult:
         )
 
 
-_make_result = positional_builder(MatchResult)
-_make_finding = Finding
-
-
 # -- what a PO asks: its terms, resolved once per PO ----------------------------------------------------
 
 
-class _LineTerms:
-    """One PO line's terms, with its resolved level and tolerances (computed once per PO)."""
+class _LineTerms(NamedTuple):
+    """One PO line's terms as matching reads them, with its resolved level and gates.
 
-    __slots__ = (
-        "accepted_tol",
-        "amount",
-        "amount_tol",
-        "category",
-        "date_tol",
-        "expected",
-        "item",
-        "level",
-        "line_no",
-        "needs_receipt",
-        "ordered_tol",
-        "per_unit",
-        "price",
-        "price_tol",
-        "price_unit",
-        "quantity",
-        "received_tol",
-        "tax_rate",
-        "tolerances",
-        "uom",
-    )
+    Built once per PO, for every line: a tuple, because building a tuple is several times cheaper
+    than setting the slots of an object.
+    """
 
-    def __init__(
-        self,
-        po: PurchaseOrder,
-        line: PurchaseOrderLine,
-        supplier: Supplier | None,
-        policy: TolerancePolicy,
-        resolver: _Resolver,
-    ) -> None:
-        self.line_no = line.line_no
-        self.price = line.unit_price.amount
-        self.price_unit = line.price_unit
-        self.per_unit = self.price / self.price_unit
-        self.quantity = line.quantity
-        self.uom = line.uom
-        self.item = line.item
-        self.category = line.category
-        self.amount = line.quantity * self.per_unit
-        self.tax_rate = line.tax_rate
-        self.expected = line.promised_date or line.requested_date
-        self.level = (
-            line.match_level
-            or po.match_level
-            or (supplier.match_level if supplier else None)
-            or policy.default_level
-        )
-        self.needs_receipt = (
-            line.line_type is not LineType.SERVICE and self.level is not MatchLevel.TWO_WAY
-        )
-        tol = self.tolerances = resolver.for_line(line.item, po.supplier_id, line.category)
-        (
-            self.price_tol,
-            self.received_tol,
-            self.ordered_tol,
-            self.accepted_tol,
-            self.amount_tol,
-            self.date_tol,
-        ) = resolver.line_checks(tol)
+    line: PurchaseOrderLine
+    line_no: int
+    price: Decimal
+    price_unit: Decimal
+    quantity: Decimal
+    uom: str
+    tax_rate: Decimal | None
+    level: MatchLevel
+    needs_receipt: bool
+    four_way: bool
+    price_tol: _Gate | None
+    received_tol: _Gate | None
+    ordered_tol: _Gate | None
+    accepted_tol: _Gate | None
+    amount_tol: _Gate | None
+    date_tol: _Gate | None
+    received_lower: bool
+    """Whether billing less than received is checked at all (usually not)."""
+    ordered_lower: bool
+    """Whether billing less than ordered is checked at all (usually not)."""
+
+    @property
+    def per_unit(self) -> Decimal:
+        """The PO price of one unit (the price divided by the price unit)."""
+        return self.price if self.price_unit == _ONE else self.price / self.price_unit
+
+    @property
+    def amount(self) -> Decimal:
+        """The PO line's net amount."""
+        return self.quantity * self.per_unit
+
+    @property
+    def expected(self) -> date | None:
+        """When the goods are expected: the promised date, else the requested one."""
+        return self.line.promised_date or self.line.requested_date
 
 
-class _Terms:
-    """A PO's terms as matching needs them."""
+_tuple_new = tuple.__new__
+_QUANTIZERS: dict[str, Any] = {}
 
-    __slots__ = ("charges", "currency", "header", "lines", "po")
 
-    def __init__(
-        self, po: PurchaseOrder, supplier: Supplier | None, policy: TolerancePolicy
-    ) -> None:
+def _quantizer(rounding: Rounding) -> Any:
+    """``Context.quantize`` of a private context with ``rounding`` (twice as fast as
+    ``Decimal.quantize(..., rounding=...)``, and independent of the thread's context)."""
+    mode = rounding._value_  # .value is a Python property; _value_ a plain attribute
+    found = _QUANTIZERS.get(mode)
+    if found is None:
+        found = _QUANTIZERS[mode] = decimal.Context(prec=34, rounding=mode).quantize
+    return found
+
+
+_FOUR_WAY = MatchLevel.FOUR_WAY
+_TWO_WAY = MatchLevel.TWO_WAY
+_SERVICE = LineType.SERVICE
+_CREDIT_MEMO = InvoiceKind.CREDIT_MEMO
+_INVOICE = InvoiceKind.INVOICE
+_BLOCK = Severity.BLOCK
+_WARN = Severity.WARN
+_INFO = Severity.INFO
+_MATCHED = InvoiceStatus.MATCHED
+_WITHIN = InvoiceStatus.MATCHED_WITHIN_TOLERANCE
+_HELD = InvoiceStatus.HELD
+_AWAITING = InvoiceStatus.AWAITING_RECEIPT
+_CODE_PRICE = FindingCode.PRICE
+_CODE_QUANTITY_ORDERED = FindingCode.QUANTITY_ORDERED
+_CODE_AMOUNT = FindingCode.AMOUNT
+_CODE_DATE = FindingCode.DATE
+_CODE_QUANTITY_RECEIVED = FindingCode.QUANTITY_RECEIVED
+_CODE_QUANTITY_ACCEPTED = FindingCode.QUANTITY_ACCEPTED
+_CODE_CURRENCY = FindingCode.CURRENCY
+_CODE_TAX = FindingCode.TAX
+_CODE_HEADER_TOTAL = FindingCode.HEADER_TOTAL
+_CODE_CHARGES = FindingCode.CHARGES
+
+
+class _Terms(NamedTuple):
+    """A PO's terms as matching needs them (a tuple: built once per PO, cheaply)."""
+
+    po: PurchaseOrder
+    currency: str
+    lines: dict[int, _LineTerms]
+    charges: dict[str, Decimal]
+    """Agreed charges per charge code."""
+    charges_tol: _Gate | None
+    tax_tol: _Gate | None
+    total_tol: _Gate | None
+
+
+def _terms(po: PurchaseOrder, supplier: Supplier | None, policy: TolerancePolicy) -> _Terms:
+    """The terms of ``po``: each line's price, quantity, level and resolved tolerances."""
+    resolver = _RESOLVERS.get(id(policy))
+    if resolver is None or resolver.policy is not policy:
         resolver = _resolver(policy)
-        self.po = po
-        self.currency = po.currency
-        self.lines = {ln.line_no: _LineTerms(po, ln, supplier, policy, resolver) for ln in po.lines}
-        self.header = resolver.for_line(None, po.supplier_id, "")
-        agreed: dict[str, Decimal] = {}
-        for charge in po.charges:
-            agreed[charge.code] = agreed.get(charge.code, _ZERO) + charge.amount.amount
-        self.charges = agreed
+    default = po.match_level or (supplier.match_level if supplier else None) or policy.default_level
+    supplier_id = po.supplier_id
+    scoped = resolver.line_checks if resolver.ordered else None
+    checks = resolver.default_checks
+    lines: dict[int, _LineTerms] = {}
+    for ln in po.lines:
+        level = ln.match_level or default
+        if scoped is not None:
+            checks = scoped(ln.item, supplier_id, ln.category)
+        lines[ln.line_no] = _tuple_new(
+            _LineTerms,
+            (
+                ln,
+                ln.line_no,
+                ln.unit_price.amount,
+                ln.price_unit,
+                ln.quantity,
+                ln.uom,
+                ln.tax_rate,
+                level,
+                level is not _TWO_WAY and ln.line_type is not _SERVICE,
+                level is _FOUR_WAY,
+                *checks,
+            ),
+        )
+    agreed: dict[str, Decimal] = {}
+    for charge in po.charges:
+        agreed[charge.code] = agreed.get(charge.code, _ZERO) + charge.amount.amount
+    return _tuple_new(
+        _Terms, (po, po.currency, lines, agreed, *resolver.header_checks(supplier_id))
+    )
 
 
 # -- the ledger: cumulative quantities per PO line ---------------------------------------------------------
@@ -754,32 +811,62 @@ class _LineState:
         return self.accepted - max(_ZERO, self.returned - self.rejected)
 
 
-class _Ledger:
-    """What is known of one PO's lines before the invoice being matched (no PO kept: compact)."""
+_NO_CHARGES: dict[str, Decimal] = {}  # shared by ledgers without charges; never changed
 
-    __slots__ = ("charges", "lines")
+
+class _Ledger(dict[int, _LineState]):
+    """What is known of one PO: its lines' cumulative state by line number, and the charges
+    billed so far per charge code.
+
+    Compact on purpose — the batch matcher keeps one per PO for the whole run, so it holds no
+    PO and as few objects as it can (one dict, one small object per line; the charges dict
+    only once a charge is billed), which also keeps the garbage collector's work down.
+    """
+
+    __slots__ = ("charges",)
 
     def __init__(self) -> None:
-        self.lines: dict[int, _LineState] = {}
-        self.charges: dict[str, Decimal] = {}
+        super().__init__()
+        self.charges: dict[str, Decimal] = _NO_CHARGES
 
     def line(self, line_no: int) -> _LineState:
-        found = self.lines.get(line_no)
+        found = self.get(line_no)
         if found is None:
-            found = self.lines[line_no] = _LineState()
+            found = self[line_no] = _LineState()
         return found
 
+    def add_charge(self, code: str, amount: Decimal) -> None:
+        if self.charges is _NO_CHARGES:
+            self.charges = {}
+        self.charges[code] = self.charges.get(code, _ZERO) + amount
+
     def receive(self, receipt: GoodsReceipt, terms: _Terms, uom: UomConverter | None) -> None:
-        lines = self.lines
+        """Add a receipt's quantities (converted to the PO lines' units first, so that a missing
+        conversion factor raises before anything is added)."""
+        factors = None
         for rl in receipt.lines:
-            state = lines.get(rl.line_no) or self.line(rl.line_no)
-            factor = _ONE if rl.uom is None else _factor(terms, rl.line_no, rl.uom, uom)
-            state.received += rl.received * factor
-            if rl.rejected:
-                state.rejected += rl.rejected * factor
-            # Uninspected goods count for 3-way; 4-way waits for the inspection.
-            if rl.accepted is not None:
-                state.accepted += rl.accepted * factor
+            if rl.uom is not None:
+                factors = [_factor(terms, r.line_no, r.uom, uom) for r in receipt.lines]
+                break
+        lines = self
+        for i, rl in enumerate(receipt.lines):
+            state = lines.get(rl.line_no)
+            if state is None:
+                state = lines[rl.line_no] = _LineState()
+            if factors is None or factors[i] is _ONE:
+                state.received += rl.received
+                if rl.rejected:
+                    state.rejected += rl.rejected
+                # Uninspected goods count for 3-way; 4-way waits for the inspection.
+                if rl.accepted is not None:
+                    state.accepted += rl.accepted
+            else:
+                factor = factors[i]
+                state.received += rl.received * factor
+                if rl.rejected:
+                    state.rejected += rl.rejected * factor
+                if rl.accepted is not None:
+                    state.accepted += rl.accepted * factor
 
     def give_back(self, ret: GoodsReturn) -> None:
         for rl in ret.lines:
@@ -790,10 +877,10 @@ class _Ledger:
     ) -> None:
         """Add an invoice (or subtract a credit memo) to the cumulative state."""
         if sign is None:
-            sign = -1 if invoice.kind is InvoiceKind.CREDIT_MEMO else 1
+            sign = -1 if invoice.kind is _CREDIT_MEMO else 1
         rate = invoice.exchange_rate or _ONE
         known = terms.lines
-        lines = self.lines
+        lines = self
         for ln in invoice.lines:
             no = ln.po_line_no
             if no is None or no not in known:
@@ -810,9 +897,7 @@ class _Ledger:
                 state.billed -= quantity
                 state.billed_amount -= amount
         for charge in invoice.charges:
-            self.charges[charge.code] = (
-                self.charges.get(charge.code, _ZERO) + sign * charge.amount.amount * rate
-            )
+            self.add_charge(charge.code, sign * charge.amount.amount * rate)
 
 
 def _net(ln: InvoiceLine) -> Decimal:
@@ -829,7 +914,7 @@ def _factor(terms: _Terms, line_no: int, given: str | None, uom: UomConverter | 
     line = terms.lines.get(line_no)
     if line is None or given == line.uom:
         return _ONE
-    factor = uom.factor(given, line.uom, line.item) if uom is not None else None
+    factor = uom.factor(given, line.uom, line.line.item) if uom is not None else None
     if factor is None:
         raise ValidationError(
             "unit of measure",
@@ -857,7 +942,8 @@ def normalize_invoice_number(number: str) -> str:
     >>> normalize_invoice_number("inv-00123/a"), normalize_invoice_number("INV 123 A")
     ('INV123A', 'INV123A')
     """
-    return _LEADING_ZEROS.sub("", _DUP_STRIP.sub("", number.upper()))
+    kept = _DUP_STRIP.sub("", number.upper())
+    return _LEADING_ZEROS.sub("", kept) if "0" in kept else kept
 
 
 _LINE_CHECKS = (
@@ -870,29 +956,76 @@ _LINE_CHECKS = (
 )
 
 
+class _Gate:
+    """A resolved tolerance and the rule it came from, laid out for the hot path."""
+
+    __slots__ = ("both", "lower", "lower_blocks", "rule", "upper", "upper_blocks")
+
+    def __init__(self, tolerance: Tolerance, rule: str) -> None:
+        self.upper = tolerance.upper
+        self.lower = tolerance.lower
+        self.upper_blocks = tolerance.upper_blocks
+        self.lower_blocks = tolerance.lower_blocks
+        self.both = tolerance.combine == "both"
+        self.rule = rule
+
+
 class _Resolver:
     """Tolerance resolution with a cache per (item, supplier, category)."""
 
     def __init__(self, policy: TolerancePolicy) -> None:
         self.policy = policy
-        self.cache: dict[tuple[str | None, str, str], dict[Check, tuple[Tolerance, str]]] = {}
+        self.cache: dict[tuple[str | None, str, str], dict[Check, _Gate]] = {}
         self.ordered = sorted(policy.rules, key=lambda r: r.rank, reverse=True)
-        self.checks: dict[int, tuple[dict[Check, tuple[Tolerance, str]], tuple[Any, ...]]] = {}
-        self.default: dict[Check, tuple[Tolerance, str]] = {
-            t.check: (t, "default") for t in policy.tolerances
-        }
+        self.default: dict[Check, _Gate] = {t.check: _Gate(t, "default") for t in policy.tolerances}
+        self.default_checks = self._checks(self.default)
+        # The line checks' gates in a fixed order, per scope (hashing an Enum member runs
+        # Python code: these lookups happen once per scope, not per line).
+        self.checks: dict[tuple[str | None, str, str], tuple[_Gate | bool | None, ...]] = {}
+        self.headers: dict[str, tuple[_Gate | None, ...]] = {}
+        self.default_header = self._header(self.default)
 
-    def line_checks(self, found: dict[Check, tuple[Tolerance, str]]) -> tuple[Any, ...]:
-        """The line checks' tolerances in a fixed order (Check is an Enum, and hashing an Enum
-        member runs Python code: these lookups happen once per resolved map, not per line)."""
-        cached = self.checks.get(id(found))
-        if cached is None or cached[0] is not found:
-            cached = self.checks[id(found)] = (found, tuple(found.get(c) for c in _LINE_CHECKS))
-        return cached[1]
+    @staticmethod
+    def _checks(found: dict[Check, _Gate]) -> tuple[_Gate | bool | None, ...]:
+        gates = tuple(found.get(c) for c in _LINE_CHECKS)
+        received, ordered = gates[1], gates[2]
+        return (
+            *gates,
+            received is not None and received.lower is not None,
+            ordered is not None and ordered.lower is not None,
+        )
 
-    def for_line(
+    def line_checks(
         self, item: str | None, supplier: str, category: str
-    ) -> dict[Check, tuple[Tolerance, str]]:
+    ) -> tuple[_Gate | bool | None, ...]:
+        """The line checks' gates, in ``_LINE_CHECKS`` order, then whether the lower sides of
+        the received and ordered checks are set (the tail of a :class:`_LineTerms`)."""
+        if not self.ordered:
+            return self.default_checks
+        key = (item, supplier, category)
+        found = self.checks.get(key)
+        if found is None:
+            found = self._checks(self.for_line(item, supplier, category))
+            if len(self.checks) < 100_000:
+                self.checks[key] = found
+        return found
+
+    def header_checks(self, supplier: str) -> tuple[_Gate | None, ...]:
+        """The header checks' gates (charges, tax, total) for a supplier's invoices."""
+        if not self.ordered:
+            return self.default_header
+        found = self.headers.get(supplier)
+        if found is None:
+            found = self._header(self.for_line(None, supplier, ""))
+            if len(self.headers) < 100_000:
+                self.headers[supplier] = found
+        return found
+
+    @staticmethod
+    def _header(found: dict[Check, _Gate]) -> tuple[_Gate | None, ...]:
+        return (found.get(Check.CHARGES), found.get(Check.TAX), found.get(Check.HEADER_TOTAL))
+
+    def for_line(self, item: str | None, supplier: str, category: str) -> dict[Check, _Gate]:
         if not self.ordered:
             return self.default  # no scoped rules: every line gets the default tolerances
         key = (item, supplier, category)
@@ -905,7 +1038,7 @@ class _Resolver:
                 found = dict(self.default)
                 for rule in applying:  # least specific first: more specific overwrite
                     for t in rule.tolerances:
-                        found[t.check] = (t, rule.id)
+                        found[t.check] = _Gate(t, rule.id)
             if len(self.cache) < 100_000:
                 self.cache[key] = found
         return found
@@ -923,24 +1056,13 @@ def _resolver(policy: TolerancePolicy) -> _Resolver:
     return found
 
 
-def _level(
-    po: PurchaseOrder, line: PurchaseOrderLine, supplier: Supplier | None, policy: TolerancePolicy
-) -> MatchLevel:
-    return (
-        line.match_level
-        or po.match_level
-        or (supplier.match_level if supplier else None)
-        or policy.default_level
-    )
-
-
 def _pct(variance: Decimal, expected: Decimal) -> Decimal | None:
     return None if expected == 0 else variance * _HUNDRED / expected
 
 
 def _test(
     findings: list[Finding],
-    tolerance: tuple[Tolerance, str] | None,
+    gate: _Gate | None,
     code: FindingCode,
     expected: Decimal,
     actual: Decimal,
@@ -958,42 +1080,46 @@ def _test(
     ``value`` is the money measure of the variance (the variance itself for money checks),
     ``quantity`` the unit measure (for quantity checks and days).
     """
-    if tolerance is None:
+    if gate is None:
         return  # the check is off
     variance = actual - expected
     if not variance:
         return
-    tol, rule = tolerance
-    side = tol.upper if variance > 0 else tol.lower
+    upper = variance > 0
+    side = gate.upper if upper else gate.lower
     if side is None:
         return  # that side is not checked
     pct = None if not expected else variance * _HUNDRED / expected
-    breach = tol._breach(
+    breach = _breached(
         side,
+        gate.both,
         abs(value if value is not None else variance),
         None if pct is None else abs(pct),
         None if quantity is None else abs(quantity),
     )
-    blocks = tol.upper_blocks if variance > 0 else tol.lower_blocks
-    severity = (Severity.BLOCK if blocks else Severity.WARN) if breach else Severity.INFO
+    blocks = gate.upper_blocks if upper else gate.lower_blocks
+    severity = (_BLOCK if blocks else _WARN) if breach else _INFO
     findings.append(
-        _make_finding(
-            code,
-            severity,
-            inv_line,
-            po_line,
-            expected,
-            actual,
-            unit,
-            variance,
-            pct,
-            value if currency else None,
-            currency if value is not None else "",
-            _describe(side),
-            rule,
-            "",
-            None,
-            awaiting and breach,
+        _tuple_new(
+            Finding,
+            (
+                code,
+                severity,
+                inv_line,
+                po_line,
+                expected,
+                actual,
+                unit,
+                variance,
+                pct,
+                value if currency else None,
+                currency if value is not None else "",
+                _describe(side),
+                gate.rule,
+                "",
+                None,
+                awaiting and breach,
+            ),
         )
     )
 
@@ -1045,7 +1171,7 @@ def match(
             without a conversion factor.
     """
     policy = policy or TolerancePolicy()
-    terms = _Terms(po, supplier, policy)
+    terms = _terms(po, supplier, policy)
     ledger = _Ledger()
     for receipt in receipts:
         if receipt.po_id == po.id:
@@ -1061,7 +1187,25 @@ def match(
     )
 
 
-_OK = (InvoiceStatus.MATCHED, InvoiceStatus.MATCHED_WITHIN_TOLERANCE)
+_OK = (_MATCHED, _WITHIN)
+
+
+def _factors(
+    invoice: Invoice, terms: _Terms, uom: UomConverter | None
+) -> dict[int, Decimal] | None:
+    """Per invoice line, the factor to the PO line's unit (None when every line is in it).
+
+    Computed before anything is changed, so that a missing factor changes nothing.
+    """
+    factors: dict[int, Decimal] | None = None
+    for ln in invoice.lines:
+        if ln.uom is not None and ln.po_line_no is not None:
+            factor = _factor(terms, ln.po_line_no, ln.uom, uom)
+            if factor is not _ONE:
+                if factors is None:
+                    factors = {}
+                factors[ln.line_no] = factor
+    return factors
 
 
 def _evaluate(
@@ -1074,6 +1218,12 @@ def _evaluate(
     rates: ExchangeRates | None,
     supplier_invoices: Iterable[Invoice],
 ) -> MatchResult:
+    """Match ``invoice`` against what ``ledger`` knows, then add it to the ledger.
+
+    Each line is checked against the cumulative state of its PO line and billed right after,
+    so a second invoice line on the same PO line is checked against both.  Nothing is changed
+    until every input has been validated.
+    """
     po = terms.po
     if invoice.supplier_id != po.supplier_id or (
         invoice.po_id is not None and invoice.po_id != po.id
@@ -1089,7 +1239,8 @@ def _evaluate(
                 )
             )
         raise ValidationError(f"invoice {invoice.id}", problems)
-    credit = invoice.kind is InvoiceKind.CREDIT_MEMO
+    factors = _factors(invoice, terms, uom)  # raises before anything is billed
+    credit = invoice.kind is _CREDIT_MEMO
     cur = invoice.currency
     po_cur = terms.currency
     rate: Decimal | None = _ONE
@@ -1097,155 +1248,230 @@ def _evaluate(
     if cur != po_cur:
         rate = invoice.exchange_rate
         header.append(_currency_finding(invoice, po, rate, rates))
-    header.extend(_duplicates(invoice, supplier_invoices))
+    if supplier_invoices:
+        header.extend(_duplicates(invoice, supplier_invoices))
+    # Without a rate nothing can be compared; quantities are billed, amounts as stated.
+    billing_rate = rate or _ONE
 
-    lines: list[tuple[int, int | None, MatchLevel | None, Decimal, tuple[Finding, ...]]] = []
-    # What this invoice bills per PO line so far (two invoice lines may bill one PO line).
-    own: dict[int, tuple[Decimal, Decimal]] = {}
+    results: list[LineResult] = []
+    blocking: list[Finding] = []
+    found: list[Finding] = []  # every line's findings, in order
+    invoice_id = invoice.id
     # Totals and tax are compared as the supplier books them: each line amount rounded to the
     # currency's precision (a 3 × 45.5805 line is 136.74 on the invoice).
     exponent = quantum(cur)
-    mode = policy.rounding._value_
+    rounded_to = _quantizer(policy.rounding)
     net_total = _ZERO
-    expected_tax = _ZERO
+    taxed = _ZERO
     tax_known = True
+    plain = factors is None and billing_rate is _ONE  # no conversion of units or currency
+    known = terms.lines
+    states = ledger
     for ln in invoice.lines:
-        findings: list[Finding] = []
-        t = terms.lines.get(ln.po_line_no) if ln.po_line_no is not None else None
-        amount = _net(ln)
+        start = len(found)
+        no = ln.po_line_no
+        t = known.get(no)  # type: ignore[arg-type]  # None: no PO line named
+        stated = ln.amount
+        if stated is not None:
+            amount = stated.amount
+            rounded = rounded_to(amount, exponent)
+            booked = amount
+        else:
+            amount = ln.quantity * ln.unit_price.amount
+            if ln.price_unit != _ONE:
+                amount = amount / ln.price_unit
+            booked = rounded = rounded_to(amount, exponent)
+        net_total += booked
         if t is None:
-            findings.append(
+            found.append(
                 Finding(
                     code=FindingCode.UNMATCHED_LINE,
-                    severity=Severity.BLOCK,
+                    severity=_BLOCK,
                     invoice_line_no=ln.line_no,
-                    po_line_no=ln.po_line_no,
+                    po_line_no=no,
                     detail=(
                         "the line names no PO line"
-                        if ln.po_line_no is None
-                        else f"PO {po.label} has no line {ln.po_line_no}"
+                        if no is None
+                        else f"PO {po.label} has no line {no}"
                     ),
                 )
             )
-            lines.append((ln.line_no, ln.po_line_no, None, amount, tuple(findings)))
-            net_total += amount.quantize(exponent, rounding=mode)
             tax_known = False
+            results.append(
+                _settle(
+                    ln.line_no,
+                    no,
+                    None,
+                    amount,
+                    rounded,
+                    tuple(found[start:]),
+                    blocking,
+                    overrides,
+                    invoice_id,
+                    policy,
+                    credit,
+                    cur,
+                )
+            )
             continue
-        no = t.line_no
-        state = ledger.lines.get(no) or _EMPTY
-        factor = _factor(terms, no, ln.uom, uom) if ln.uom is not None else _ONE
-        qty = ln.quantity if factor is _ONE else ln.quantity * factor
+        assert no is not None  # a known PO line
+        state = states.get(no)
+        if state is None:
+            state = states[no] = _LineState()
+        if plain:
+            factor = _ONE
+            qty = ln.quantity
+            amount_po = amount
+        else:
+            factor = factors.get(ln.line_no, _ONE) if factors else _ONE
+            qty = ln.quantity if factor is _ONE else ln.quantity * factor
+            amount_po = amount if billing_rate is _ONE else amount * billing_rate
         if credit:
-            _credit_checks(
-                findings, ln, t, state, qty, amount * rate if rate is not None else amount, po_cur
-            )
-        elif rate is not None:
-            price = ln.unit_price.amount
-            if rate is not _ONE:
-                price = price * rate
-            if factor is not _ONE:
-                price = price / factor
-            if ln.price_unit != t.price_unit:
-                price = price * t.price_unit / ln.price_unit
-            if price != t.price:
-                _test(
-                    findings,
-                    t.price_tol,
-                    FindingCode.PRICE,
-                    t.price,
-                    price,
-                    po_cur,
-                    value=price - t.price,
-                    currency=po_cur,
-                    inv_line=ln.line_no,
-                    po_line=no,
-                )
-            before = own.get(no)
-            billed_after = state.billed + qty + (before[0] if before else _ZERO)
-            own[no] = (
-                qty + (before[0] if before else _ZERO),
-                amount + (before[1] if before else _ZERO),
-            )
-            ordered = t.quantity
-            if t.needs_receipt:
-                _receipt_checks(findings, t, state, billed_after, ln.line_no, po_cur)
-            if billed_after != ordered:
-                over = billed_after - ordered
-                _test(
-                    findings,
-                    t.ordered_tol,
-                    FindingCode.QUANTITY_ORDERED,
-                    ordered,
-                    billed_after,
-                    t.uom,
-                    value=over * t.per_unit,
-                    quantity=over,
-                    currency=po_cur,
-                    inv_line=ln.line_no,
-                    po_line=no,
-                )
-            line_amount = t.amount_tol
-            if line_amount is not None:
-                mine = own[no][1]
-                billed_amount = state.billed_amount + (mine if rate is _ONE else mine * rate)
-                _test(
-                    findings,
-                    line_amount,
-                    FindingCode.AMOUNT,
-                    t.amount,
-                    billed_amount,
-                    po_cur,
-                    currency=po_cur,
-                    inv_line=ln.line_no,
-                    po_line=no,
-                )
-            date_check = t.date_tol
-            if (
-                date_check is not None
-                and t.expected is not None
-                and invoice.invoice_date < t.expected
-            ):
-                days = Decimal((t.expected - invoice.invoice_date).days)
-                _test(
-                    findings,
-                    date_check,
-                    FindingCode.DATE,
-                    _ZERO,
-                    days,
-                    "days",
-                    quantity=days,
-                    inv_line=ln.line_no,
-                    po_line=no,
-                )
-        booked = amount if ln.amount is not None else amount.quantize(exponent, rounding=mode)
+            _credit_checks(found, ln, t, state, qty, amount_po, po_cur)
+            state.billed -= qty
+            state.billed_amount -= amount_po
+        else:
+            if rate is not None:
+                price = ln.unit_price.amount
+                if not plain:
+                    if rate is not _ONE:
+                        price = price * rate
+                    if factor is not _ONE:
+                        price = price / factor
+                if ln.price_unit != t.price_unit:
+                    price = price * t.price_unit / ln.price_unit
+                if price != t.price:
+                    _test(
+                        found,
+                        t.price_tol,
+                        _CODE_PRICE,
+                        t.price,
+                        price,
+                        po_cur,
+                        value=price - t.price,
+                        currency=po_cur,
+                        inv_line=ln.line_no,
+                        po_line=no,
+                    )
+                billed_after = state.billed + qty
+                if t.needs_receipt:
+                    beyond = billed_after - state.received + state.returned
+                    if beyond > 0 or t.four_way or (beyond and t.received_lower):
+                        _receipt_checks(found, t, state, billed_after, ln.line_no, po_cur)
+                over = billed_after - t.quantity
+                if over and (over > 0 or t.ordered_lower):
+                    _test(
+                        found,
+                        t.ordered_tol,
+                        _CODE_QUANTITY_ORDERED,
+                        t.quantity,
+                        billed_after,
+                        t.uom,
+                        value=over * t.per_unit,
+                        quantity=over,
+                        currency=po_cur,
+                        inv_line=ln.line_no,
+                        po_line=no,
+                    )
+                if t.amount_tol is not None:
+                    _test(
+                        found,
+                        t.amount_tol,
+                        _CODE_AMOUNT,
+                        t.amount,
+                        state.billed_amount + amount_po,
+                        po_cur,
+                        currency=po_cur,
+                        inv_line=ln.line_no,
+                        po_line=no,
+                    )
+                if (
+                    t.date_tol is not None
+                    and t.expected is not None
+                    and invoice.invoice_date < t.expected
+                ):
+                    days = Decimal((t.expected - invoice.invoice_date).days)
+                    _test(
+                        found,
+                        t.date_tol,
+                        _CODE_DATE,
+                        _ZERO,
+                        days,
+                        "days",
+                        quantity=days,
+                        inv_line=ln.line_no,
+                        po_line=no,
+                    )
+            state.billed += qty
+            state.billed_amount += amount_po
         if t.tax_rate:
-            expected_tax += booked * t.tax_rate / _HUNDRED
-        lines.append((ln.line_no, no, t.level, amount, tuple(findings) if findings else ()))
-        net_total += booked
+            taxed += booked * t.tax_rate  # × rate %: divided by 100 once, below (exact)
+        if len(found) == start:
+            results.append(
+                _tuple_new(
+                    LineResult,
+                    (
+                        ln.line_no,
+                        no,
+                        t.level,
+                        _MATCHED,
+                        amount,
+                        _ZERO if credit else rounded,
+                        cur,
+                        (),
+                    ),
+                )
+            )
+        else:
+            results.append(
+                _settle(
+                    ln.line_no,
+                    no,
+                    t.level,
+                    amount,
+                    rounded,
+                    tuple(found[start:]),
+                    blocking,
+                    overrides,
+                    invoice_id,
+                    policy,
+                    credit,
+                    cur,
+                )
+            )
 
-    if not credit and rate is not None and invoice.charges:
-        _charges(header, invoice, terms, ledger, terms.header.get(Check.CHARGES), rate)
-    tax_check = terms.header.get(Check.TAX)
+    if invoice.charges:
+        if not credit and rate is not None:
+            _charges(header, invoice, terms, ledger, terms.charges_tol, rate)
+        sign = -billing_rate if credit else billing_rate
+        charges_total = _ZERO
+        for charge in invoice.charges:
+            value = charge.amount.amount
+            charges_total += value
+            ledger.add_charge(charge.code, sign * value)
+    else:
+        charges_total = _ZERO
+    tax_check = terms.tax_tol
     if tax_check is not None and tax_known:
         tax = invoice.tax.amount if invoice.tax is not None else None
         if tax is None and any(ln.tax is not None for ln in invoice.lines):
             tax = sum((ln.tax.amount for ln in invoice.lines if ln.tax is not None), _ZERO)
-        if tax is not None or expected_tax:
-            expected_tax = expected_tax.quantize(exponent, rounding=mode)
-            _test(header, tax_check, FindingCode.TAX, expected_tax, tax or _ZERO, cur, currency=cur)
-    stated = invoice.total.amount
-    computed = net_total + sum((c.amount.amount for c in invoice.charges), _ZERO)
+        if tax is not None or taxed:
+            expected_tax = rounded_to(taxed / _HUNDRED, exponent)
+            _test(header, tax_check, _CODE_TAX, expected_tax, tax or _ZERO, cur, currency=cur)
+    total = invoice.total.amount
+    computed = net_total + charges_total
     if invoice.tax is not None:
         computed += invoice.tax.amount
-    if stated != computed:
-        diff = stated - computed
+    if total != computed:
+        diff = total - computed
         if abs(diff) <= policy.small_difference:
             header.append(
                 Finding(
-                    code=FindingCode.HEADER_TOTAL,
-                    severity=Severity.INFO,
+                    code=_CODE_HEADER_TOTAL,
+                    severity=_INFO,
                     expected=computed,
-                    actual=stated,
+                    actual=total,
                     unit=cur,
                     variance=diff,
                     variance_percent=_pct(diff, computed),
@@ -1260,18 +1486,18 @@ def _evaluate(
         else:
             _test(
                 header,
-                terms.header.get(Check.HEADER_TOTAL),
-                FindingCode.HEADER_TOTAL,
+                terms.total_tol,
+                _CODE_HEADER_TOTAL,
                 computed,
-                stated,
+                total,
                 cur,
                 currency=cur,
             )
-    return _conclude(invoice, po, lines, header, overrides, policy)
+    return _conclude(invoice, po, results, blocking, header, overrides, policy)
 
 
 _EMPTY = _LineState()
-_RECEIPT_CODES = (FindingCode.QUANTITY_RECEIVED, FindingCode.QUANTITY_ACCEPTED)
+_RECEIPT_CODES = (_CODE_QUANTITY_RECEIVED, _CODE_QUANTITY_ACCEPTED)
 
 
 def _receipt_checks(
@@ -1287,15 +1513,13 @@ def _receipt_checks(
     An excess is *awaiting receipt* while the billed quantity is within the order (the goods may
     still come); beyond the order it is over-billing.
     """
-    ordered = t.quantity
-    received = state.received - state.returned
-    if billed_after != received:
-        over = billed_after - received
+    over = billed_after - (state.received - state.returned)
+    if over and (over > 0 or t.received_lower):
         _test(
             findings,
             t.received_tol,
-            FindingCode.QUANTITY_RECEIVED,
-            received,
+            _CODE_QUANTITY_RECEIVED,
+            billed_after - over,
             billed_after,
             t.uom,
             value=over * t.per_unit,
@@ -1303,16 +1527,16 @@ def _receipt_checks(
             currency=po_cur,
             inv_line=inv_line,
             po_line=t.line_no,
-            awaiting=over > 0 and billed_after <= ordered,
+            awaiting=over > 0 and billed_after <= t.quantity,
         )
-    if t.level is MatchLevel.FOUR_WAY:
+    if t.four_way:
         accepted = state.net_accepted
         if billed_after != accepted:
             over = billed_after - accepted
             _test(
                 findings,
                 t.accepted_tol,
-                FindingCode.QUANTITY_ACCEPTED,
+                _CODE_QUANTITY_ACCEPTED,
                 accepted,
                 billed_after,
                 t.uom,
@@ -1321,7 +1545,7 @@ def _receipt_checks(
                 currency=po_cur,
                 inv_line=inv_line,
                 po_line=t.line_no,
-                awaiting=over > 0 and billed_after <= ordered,
+                awaiting=over > 0 and billed_after <= t.quantity,
             )
 
 
@@ -1340,25 +1564,31 @@ def _recheck(
     first evaluation stands.  ``billed_before`` is what was billed per PO line before this
     invoice (later invoices do not count against it).
     """
-    lines: list[tuple[int, int | None, MatchLevel | None, Decimal, tuple[Finding, ...]]] = []
+    results: list[LineResult] = []
+    blocking: list[Finding] = []
     own: dict[int, Decimal] = {}
     by_no = {ln.line_no: ln for ln in invoice.lines}
+    credit = invoice.kind is _CREDIT_MEMO
+    cur = invoice.currency
+    exponent = quantum(cur)
+    rounded_to = _quantizer(policy.rounding)
     for lr in previous.lines:
         t = terms.lines.get(lr.po_line_no) if lr.po_line_no is not None else None
-        if t is None or not t.needs_receipt or invoice.kind is InvoiceKind.CREDIT_MEMO:
-            lines.append((lr.invoice_line_no, lr.po_line_no, lr.level, lr.amount, lr.findings))
+        if t is None or not t.needs_receipt or credit:
+            results.append(lr)
+            for f in lr.findings:
+                if f.severity is _BLOCK:
+                    blocking.append(f)
             continue
         # Findings keep the order the first evaluation gave: price, receipts, then the rest.
-        kept = [f for f in lr.findings if f.code is FindingCode.PRICE]
+        kept = [f for f in lr.findings if f.code is _CODE_PRICE]
         rest = [
-            f
-            for f in lr.findings
-            if f.code is not FindingCode.PRICE and f.code not in _RECEIPT_CODES
+            f for f in lr.findings if f.code is not _CODE_PRICE and f.code not in _RECEIPT_CODES
         ]
         ln = by_no[lr.invoice_line_no]
         q = ln.quantity * (_factor(terms, t.line_no, ln.uom, uom) if ln.uom else _ONE)
         own[t.line_no] = own.get(t.line_no, _ZERO) + q
-        state = ledger.lines.get(t.line_no) or _EMPTY
+        state = ledger.get(t.line_no) or _EMPTY
         _receipt_checks(
             kept,
             t,
@@ -1368,8 +1598,23 @@ def _recheck(
             terms.currency,
         )
         kept.extend(rest)
-        lines.append((lr.invoice_line_no, lr.po_line_no, lr.level, lr.amount, tuple(kept)))
-    return _conclude(invoice, terms.po, lines, list(previous.header), (), policy)
+        results.append(
+            _settle(
+                lr.invoice_line_no,
+                lr.po_line_no,
+                lr.level,
+                lr.amount,
+                rounded_to(lr.amount, exponent),
+                tuple(kept),
+                blocking,
+                (),
+                invoice.id,
+                policy,
+                credit,
+                cur,
+            )
+        )
+    return _conclude(invoice, terms.po, results, blocking, list(previous.header), (), policy)
 
 
 def _credit_checks(
@@ -1386,7 +1631,7 @@ def _credit_checks(
         findings.append(
             Finding(
                 code=FindingCode.OVER_CREDIT,
-                severity=Severity.BLOCK,
+                severity=_BLOCK,
                 invoice_line_no=ln.line_no,
                 po_line_no=t.line_no,
                 expected=state.billed,
@@ -1403,7 +1648,7 @@ def _credit_checks(
         findings.append(
             Finding(
                 code=FindingCode.OVER_CREDIT,
-                severity=Severity.BLOCK,
+                severity=_BLOCK,
                 invoice_line_no=ln.line_no,
                 po_line_no=t.line_no,
                 expected=state.billed_amount,
@@ -1423,18 +1668,19 @@ def _charges(
     invoice: Invoice,
     terms: _Terms,
     ledger: _Ledger,
-    tolerance: tuple[Tolerance, str] | None,
+    gate: _Gate | None,
     rate: Decimal,
 ) -> None:
-    billed: dict[str, Decimal] = defaultdict(lambda: _ZERO)
+    """Charges billed so far per charge code (this invoice's included) against those agreed."""
+    billed: dict[str, Decimal] = {}
     for charge in invoice.charges:
-        billed[charge.code] += charge.amount.amount * rate
+        billed[charge.code] = billed.get(charge.code, _ZERO) + charge.amount.amount * rate
     cur = terms.currency
-    for code in sorted(billed):
+    for code in sorted(billed) if len(billed) > 1 else billed:
         before = len(header)
         agreed = terms.charges.get(code, _ZERO)
         after = ledger.charges.get(code, _ZERO) + billed[code]
-        _test(header, tolerance, FindingCode.CHARGES, agreed, after, cur, currency=cur)
+        _test(header, gate, _CODE_CHARGES, agreed, after, cur, currency=cur)
         if len(header) > before:
             f = header[-1]
             pct = (
@@ -1454,8 +1700,8 @@ def _currency_finding(
 ) -> Finding:
     if rate is None:
         return Finding(
-            code=FindingCode.CURRENCY,
-            severity=Severity.BLOCK,
+            code=_CODE_CURRENCY,
+            severity=_BLOCK,
             unit=invoice.currency,
             detail=(
                 f"the invoice is in {invoice.currency}, the PO in {po.currency}, and "
@@ -1479,8 +1725,8 @@ def _currency_finding(
             f"{po.currency})"
         )
     return Finding(
-        code=FindingCode.CURRENCY,
-        severity=Severity.INFO,
+        code=_CODE_CURRENCY,
+        severity=_INFO,
         unit=po.currency,
         expected=None,
         actual=rate,
@@ -1492,7 +1738,7 @@ def _currency_finding(
 
 
 def _duplicates(invoice: Invoice, others: Iterable[Invoice]) -> list[Finding]:
-    if invoice.kind is InvoiceKind.CREDIT_MEMO:
+    if invoice.kind is _CREDIT_MEMO:
         return []
     number = None
     found = []
@@ -1500,7 +1746,7 @@ def _duplicates(invoice: Invoice, others: Iterable[Invoice]) -> list[Finding]:
         if (
             other.id == invoice.id
             or other.supplier_id != invoice.supplier_id
-            or other.kind is InvoiceKind.CREDIT_MEMO
+            or other.kind is _CREDIT_MEMO
         ):
             continue
         if number is None and invoice.number:
@@ -1509,7 +1755,7 @@ def _duplicates(invoice: Invoice, others: Iterable[Invoice]) -> list[Finding]:
             found.append(
                 Finding(
                     code=FindingCode.DUPLICATE,
-                    severity=Severity.BLOCK,
+                    severity=_BLOCK,
                     detail=(
                         f"invoice number {invoice.number!r} duplicates "
                         f"{other.number!r} of {other.id} from the same supplier"
@@ -1524,7 +1770,7 @@ def _duplicates(invoice: Invoice, others: Iterable[Invoice]) -> list[Finding]:
             found.append(
                 Finding(
                     code=FindingCode.DUPLICATE,
-                    severity=Severity.BLOCK,
+                    severity=_BLOCK,
                     detail=(
                         f"same supplier, date {invoice.invoice_date.isoformat()} "
                         f"and total {invoice.total.amount:f} "
@@ -1544,24 +1790,24 @@ def _status(
 ) -> InvoiceStatus:
     """The status the findings give; blocking findings are added to ``collect`` when given."""
     if not findings:
-        return InvoiceStatus.MATCHED
+        return _MATCHED
     blocking = waiting = 0
     only_currency = True
     for f in findings:
         severity = f.severity
-        if severity is Severity.BLOCK:
+        if severity is _BLOCK:
             if collect is not None:
                 collect.append(f)
             blocking += 1
             if f.awaiting_receipt:
                 waiting += 1
-        if only_currency and (f.code is not FindingCode.CURRENCY or severity is not Severity.INFO):
+        if only_currency and (f.code is not _CODE_CURRENCY or severity is not _INFO):
             only_currency = False
     if blocking:
         if policy.before_receipt == "park" and waiting == blocking:
-            return InvoiceStatus.AWAITING_RECEIPT
-        return InvoiceStatus.HELD
-    return InvoiceStatus.MATCHED if only_currency else InvoiceStatus.MATCHED_WITHIN_TOLERANCE
+            return _AWAITING
+        return _HELD
+    return _MATCHED if only_currency else _WITHIN
 
 
 def _apply_overrides(
@@ -1571,97 +1817,102 @@ def _apply_overrides(
         return findings
     out = []
     for f in findings:
-        if f.blocking:
+        if f.severity is _BLOCK:
             for o in overrides:
                 if o.invoice_id == invoice_id and o.covers(f):
-                    f = f._replace(severity=Severity.WARN, override=o)
+                    f = f._replace(severity=_WARN, override=o)
                     break
         out.append(f)
     return tuple(out)
 
 
-_make_line_result = LineResult
+def _settle(
+    line_no: int,
+    po_line_no: int | None,
+    level: MatchLevel | None,
+    amount: Decimal,
+    rounded: Decimal,
+    findings: tuple[Finding, ...],
+    blocking: list[Finding],
+    overrides: tuple[Override, ...],
+    invoice_id: str,
+    policy: TolerancePolicy,
+    credit: bool,
+    currency: str,
+) -> LineResult:
+    """A line with findings: overrides applied, its status, what may be paid for it (its
+    ``rounded`` amount when it matches); its blocking findings are added to ``blocking``."""
+    if overrides:
+        findings = _apply_overrides(findings, overrides, invoice_id)
+    status = _status(findings, policy, blocking)
+    payable = rounded if not credit and status in _OK else _ZERO
+    return _tuple_new(
+        LineResult, (line_no, po_line_no, level, status, amount, payable, currency, findings)
+    )
 
 
 def _conclude(
     invoice: Invoice,
     po: PurchaseOrder,
-    lines: list[tuple[int, int | None, MatchLevel | None, Decimal, tuple[Finding, ...]]],
+    lines: list[LineResult],
+    blocking: list[Finding],
     header: list[Finding],
     overrides: tuple[Override, ...],
     policy: TolerancePolicy,
 ) -> MatchResult:
+    """The invoice's status and what may be paid now, from its settled lines and header findings."""
     cur = invoice.currency
-    is_invoice = invoice.kind is InvoiceKind.INVOICE
-    exponent = quantum(cur)
-    mode = policy.rounding._value_  # .value is a Python property; _value_ a plain attribute
-    final_lines = []
-    worst_blocking: list[Finding] = []
-    any_finding = False
-    only_currency = True
-    for line_no, po_line_no, level, amount, findings in lines:
-        if findings:
-            if overrides:
-                findings = _apply_overrides(findings, overrides, invoice.id)
-            status = _status(findings, policy, worst_blocking)
-            any_finding = True
-            only_currency = False
-        else:
-            status = InvoiceStatus.MATCHED
-        payable = (
-            amount.quantize(exponent, rounding=mode) if is_invoice and status in _OK else _ZERO
-        )
-        final_lines.append(
-            _make_line_result(line_no, po_line_no, level, status, amount, payable, cur, findings)
-        )
+    is_invoice = invoice.kind is _INVOICE
     header_findings = tuple(header)
+    only_currency = True
+    for lr in lines:
+        if lr.findings:
+            only_currency = False
+            break
     if header_findings:
         if overrides:
             header_findings = _apply_overrides(header_findings, overrides, invoice.id)
-        any_finding = True
-        worst_blocking.extend(f for f in header_findings if f.severity is Severity.BLOCK)
-        only_currency = only_currency and all(
-            f.code is FindingCode.CURRENCY and f.severity is Severity.INFO for f in header_findings
-        )
-    if worst_blocking:
-        status = (
-            InvoiceStatus.AWAITING_RECEIPT
-            if policy.before_receipt == "park" and _only_waiting(worst_blocking)
-            else InvoiceStatus.HELD
-        )
-    elif any_finding and not only_currency:
-        status = InvoiceStatus.MATCHED_WITHIN_TOLERANCE
+        for f in header_findings:
+            if f.severity is _BLOCK:
+                blocking.append(f)
+            if f.code is not _CODE_CURRENCY or f.severity is not _INFO:
+                only_currency = False
+    if blocking:
+        status = _AWAITING if policy.before_receipt == "park" and _only_waiting(blocking) else _HELD
+    elif only_currency:
+        status = _MATCHED
     else:
-        status = InvoiceStatus.MATCHED
+        status = _WITHIN
     total = invoice.total.amount
     if not is_invoice:
         payable_value = _ZERO  # a credit memo is not paid; it reduces what is owed
     elif status in _OK:
         payable_value = total
-    elif policy.partial_payment and not any(f.blocking for f in header_findings):
-        payable_value = min(
-            sum((lr.amount for lr in final_lines if lr.status in _OK), _ZERO), total
-        )
+    elif policy.partial_payment and not any(f.severity is _BLOCK for f in header_findings):
+        payable_value = min(sum((lr.payable for lr in lines), _ZERO), total)
     else:
         payable_value = _ZERO
-    payable_value = payable_value.quantize(exponent, rounding=mode)
+    payable_value = _quantizer(policy.rounding)(payable_value, quantum(cur))
     if payable_value == total:
         pay_now, held = invoice.total, _zero_money(cur)
     elif not payable_value:
         pay_now, held = _zero_money(cur), invoice.total
     else:
         pay_now, held = Money(payable_value, cur), Money(total - payable_value, cur)
-    return _make_result(
-        invoice.id,
-        po.id,
-        invoice.kind,
-        status,
-        invoice.total,
-        pay_now,
-        held,
-        tuple(final_lines),
-        header_findings,
-        policy.name,
+    return _tuple_new(
+        MatchResult,
+        (
+            invoice.id,
+            po.id,
+            invoice.kind,
+            status,
+            invoice.total,
+            pay_now,
+            held,
+            tuple(lines),
+            header_findings,
+            policy.name,
+        ),
     )
 
 
@@ -1685,7 +1936,7 @@ def _waits_for_goods(result: MatchResult) -> bool:
     """Whether a quantity received or accepted blocks the result (new goods may change it)."""
     for line in result.lines:
         for f in line.findings:
-            if f.severity is Severity.BLOCK and f.code in _RECEIPT_CODES:
+            if f.severity is _BLOCK and f.code in _RECEIPT_CODES:
                 return True
     return False
 
@@ -1709,7 +1960,8 @@ class BatchMatcher:
 
     The documents are not kept: per PO only the cumulative quantities of its lines (a few numbers
     per line), the invoices still waiting for goods, and the invoice numbers seen per supplier
-    (for duplicates).  PO terms are looked up in ``purchase_orders`` and cached (LRU).
+    (for duplicates).  PO terms are looked up in ``purchase_orders`` and cached (the ``cache``
+    most recently loaded; an evicted PO is simply loaded again).
 
     Args:
         purchase_orders: a mapping from PO id to PO (a database-backed mapping works).
@@ -1727,7 +1979,7 @@ class BatchMatcher:
         suppliers: Mapping[str, Supplier] | None = None,
         uom: UomConverter | None = None,
         rates: ExchangeRates | None = None,
-        cache: int = 10_000,
+        cache: int = 2_000,
     ) -> None:
         self.purchase_orders = purchase_orders
         self.policy = policy or TolerancePolicy()
@@ -1743,18 +1995,16 @@ class BatchMatcher:
         self.matched_lines = 0
 
     def _terms_of(self, po_id: str) -> _Terms:
-        terms = self._terms.get(po_id)
+        cache = self._terms
+        terms = cache.get(po_id)
         if terms is not None:
-            self._terms.move_to_end(po_id)
             return terms
-        if terms is None:
-            po = self.purchase_orders.get(po_id)
-            if po is None:
-                raise ValidationError("document", [Problem("po_id", f"unknown PO {po_id!r}")])
-            terms = _Terms(po, self.suppliers.get(po.supplier_id), self.policy)
-            if len(self._terms) >= self._cache_size:
-                self._terms.popitem(last=False)  # the least recently used
-        self._terms[po_id] = terms
+        po = self.purchase_orders.get(po_id)
+        if po is None:
+            raise ValidationError("document", [Problem("po_id", f"unknown PO {po_id!r}")])
+        terms = cache[po_id] = _terms(po, self.suppliers.get(po.supplier_id), self.policy)
+        if len(cache) > self._cache_size:
+            cache.popitem(last=False)  # the oldest: POs are busy in the weeks after they are made
         return terms
 
     def _ledger(self, po_id: str) -> _Ledger:
@@ -1763,90 +2013,106 @@ class BatchMatcher:
             ledger = self._ledgers[po_id] = _Ledger()
         return ledger
 
-    def feed(self, document: GoodsReceipt | GoodsReturn | Invoice) -> Iterator[MatchResult]:
-        """Take one document; yield the match results it produces (none for most receipts).
+    def feed(self, document: GoodsReceipt | GoodsReturn | Invoice) -> list[MatchResult]:
+        """Take one document; return the match results it produces: one for an invoice, one per
+        invoice it releases (or leaves waiting) for a receipt, none for a return.
 
         Raises:
-            ValidationError: a document names an unknown PO, or an invoice names none.
+            ValidationError: a document names an unknown PO, or an invoice names none; or a
+                quantity is in a unit without a conversion factor (nothing is changed then).
             TypeError: not a receipt, return or invoice.
         """
+        if isinstance(document, Invoice):
+            po_id = document.po_id
+            if po_id is None:
+                raise ValidationError("invoice", [Problem("po_id", f"{document.id} names no PO")])
+            ledger = self._ledgers.get(po_id)
+            if ledger is None:
+                ledger = self._ledgers[po_id] = _Ledger()
+            return [self._match(document, self._terms_of(po_id), ledger, None)]
         if isinstance(document, GoodsReceipt):
             po_id = document.po_id
             terms = self._terms_of(po_id)
-            ledger = self._ledger(po_id)
+            ledger = self._ledgers.get(po_id)
+            if ledger is None:
+                ledger = self._ledgers[po_id] = _Ledger()
             ledger.receive(document, terms, self.uom)
             waiting = self._waiting.pop(po_id, None)
-            if waiting:
-                for entry in waiting.values():
-                    yield self._match(entry.invoice, terms, ledger, entry)
-        elif isinstance(document, GoodsReturn):
+            if not waiting:
+                return []
+            return [self._match(e.invoice, terms, ledger, e) for e in waiting.values()]
+        if isinstance(document, GoodsReturn):
+            self._terms_of(document.po_id)  # the PO must be known
             self._ledger(document.po_id).give_back(document)
-        elif isinstance(document, Invoice):
-            if document.po_id is None:
-                raise ValidationError("invoice", [Problem("po_id", f"{document.id} names no PO")])
-            po_id = document.po_id
-            yield self._match(document, self._terms_of(po_id), self._ledger(po_id), None)
-        else:
-            raise TypeError(f"expected a receipt, return or invoice, got {type(document).__name__}")
+            return []
+        raise TypeError(f"expected a receipt, return or invoice, got {type(document).__name__}")
 
     def _match(
         self, invoice: Invoice, terms: _Terms, ledger: _Ledger, waiting: _Waiting | None
     ) -> MatchResult:
+        po_id = terms.po.id
+        self.matched_lines += len(invoice.lines)
         if waiting is not None:
             result = _recheck(
                 invoice, waiting.result, terms, ledger, waiting.billed_before, self.policy, self.uom
             )
-            billed_before = waiting.billed_before
-        else:
-            key = self._number_key(invoice)
-            billed_before = {
-                ln.po_line_no: ledger.lines[ln.po_line_no].billed
-                for ln in invoice.lines
-                if ln.po_line_no in ledger.lines
-            }
-            result = _evaluate(
-                invoice,
-                terms,
-                ledger,
-                self.policy,
-                (),
-                self.uom,
-                self.rates,
-                self._duplicates_of(invoice, key),
-            )
-            ledger.bill(invoice, terms, self.uom)
-            self._remember(invoice, key)
-        self.matched_lines += len(invoice.lines)
-        po_id = terms.po.id
-        if result.status is not InvoiceStatus.MATCHED and _waits_for_goods(result):
-            # Held on quantities received: match it again when a receipt for the PO arrives.
+            if result.status is not _MATCHED and _waits_for_goods(result):
+                self._waiting.setdefault(po_id, {})[invoice.id] = _Waiting(
+                    invoice, result, waiting.billed_before
+                )
+            return result
+        key = self._number_key(invoice)
+        result = _evaluate(
+            invoice,
+            terms,
+            ledger,
+            self.policy,
+            (),
+            self.uom,
+            self.rates,
+            self._duplicates_of(invoice, key),
+        )
+        if result.status is not _MATCHED and _waits_for_goods(result):
+            # Held on quantities received: match it again when a receipt for the PO arrives,
+            # against what was billed before it (later invoices do not count against it).
             self._waiting.setdefault(po_id, {})[invoice.id] = _Waiting(
-                invoice, result, billed_before
+                invoice, result, self._billed_before(invoice, terms, ledger)
             )
-        elif po_id in self._waiting:
-            self._waiting[po_id].pop(invoice.id, None)
+        self._remember(invoice, key)
         return result
+
+    def _billed_before(
+        self, invoice: Invoice, terms: _Terms, ledger: _Ledger
+    ) -> dict[int, Decimal]:
+        """What was billed per PO line before ``invoice`` (which the ledger holds already)."""
+        own: dict[int, Decimal] = {}
+        for ln in invoice.lines:
+            no = ln.po_line_no
+            if no is not None and no in terms.lines:
+                factor = _factor(terms, no, ln.uom, self.uom) if ln.uom is not None else _ONE
+                own[no] = own.get(no, _ZERO) + ln.quantity * factor
+        return {no: ledger[no].billed - quantity for no, quantity in own.items()}
 
     @staticmethod
     def _number_key(invoice: Invoice) -> tuple[str, str] | None:
-        if invoice.kind is InvoiceKind.CREDIT_MEMO or not invoice.number:
+        if invoice.kind is _CREDIT_MEMO or not invoice.number:
             return None
         return (invoice.supplier_id, normalize_invoice_number(invoice.number))
 
     def _duplicates_of(self, invoice: Invoice, key: tuple[str, str] | None) -> list[Invoice]:
         """A stand-in for the first invoice this one duplicates (only its id and number are kept)."""
-        if invoice.kind is InvoiceKind.CREDIT_MEMO:
+        if invoice.kind is _CREDIT_MEMO:
             return []
         if key is not None:
             seen = self._numbers.get(key)
             if seen is None:
                 return []
-            return [attrs.evolve(invoice, id=InvoiceId(seen[0]), number=seen[1])]
+            return [rebuild(invoice, {"id": InvoiceId(seen[0]), "number": seen[1]})]
         first = self._by_date_amount.get((invoice.supplier_id, invoice.invoice_date, invoice.total))
-        return [] if first is None else [attrs.evolve(invoice, id=InvoiceId(first))]
+        return [] if first is None else [rebuild(invoice, {"id": InvoiceId(first)})]
 
     def _remember(self, invoice: Invoice, key: tuple[str, str] | None) -> None:
-        if invoice.kind is InvoiceKind.CREDIT_MEMO:
+        if invoice.kind is _CREDIT_MEMO:
             return
         if key is not None:
             self._numbers.setdefault(key, (invoice.id, invoice.number or ""))
@@ -1858,9 +2124,14 @@ class BatchMatcher:
     def run(
         self, documents: Iterable[GoodsReceipt | GoodsReturn | Invoice]
     ) -> Iterator[MatchResult]:
-        """Feed every document in order and yield every result."""
+        """Feed every document in order and yield every result.
+
+        Raises:
+            ValidationError, TypeError: as :meth:`feed`.
+        """
+        feed = self.feed
         for document in documents:
-            yield from self.feed(document)
+            yield from feed(document)
 
 
 # -- policy simulation -----------------------------------------------------------------------------------
@@ -1914,22 +2185,18 @@ def simulate_policy(
     payable = held_amount = _ZERO
     for result in batch.run(documents):
         if result.invoice_id in seen:
-            if result.status in (InvoiceStatus.MATCHED, InvoiceStatus.MATCHED_WITHIN_TOLERANCE):
+            if result.status in (_MATCHED, _WITHIN):
                 released += 1
             continue
         seen.add(result.invoice_id)
-        if result.kind is InvoiceKind.CREDIT_MEMO:
+        if result.kind is _CREDIT_MEMO:
             continue
         invoices += 1
         lines += len(result.lines)
-        line_first += sum(
-            1
-            for lr in result.lines
-            if lr.status in (InvoiceStatus.MATCHED, InvoiceStatus.MATCHED_WITHIN_TOLERANCE)
-        )
+        line_first += sum(1 for lr in result.lines if lr.status in (_MATCHED, _WITHIN))
         if result.first_pass:
             first += 1
-        elif result.status is InvoiceStatus.AWAITING_RECEIPT:
+        elif result.status is _AWAITING:
             awaiting += 1
         else:
             held += 1
