@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import statistics
+import sys
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -32,6 +33,31 @@ CHUNK = 4_000  # documents generated per untimed step
 def _chunks(stream: Iterator[Any]) -> Iterator[list[Any]]:
     while chunk := list(itertools.islice(stream, CHUNK)):
         yield chunk
+
+
+def _state_mib(matcher: BatchMatcher) -> float:
+    """What the matcher itself keeps (ledgers, duplicate index, waiting invoices, terms cache),
+    by ``sys.getsizeof`` over its containers and the numbers in them (shared objects once)."""
+    seen: set[int] = set()
+
+    def size(obj: object) -> int:
+        if id(obj) in seen:
+            return 0
+        seen.add(id(obj))
+        return sys.getsizeof(obj)
+
+    total = size(matcher._ledgers)
+    for ledger in matcher._ledgers.values():
+        total += size(ledger)
+        for state in ledger.values():
+            total += size(state)
+            for name in state.__slots__:
+                total += size(getattr(state, name))
+    total += size(matcher._numbers)
+    for key, value in matcher._numbers.items():
+        total += size(key) + sum(size(part) for part in key) + size(value) + size(value[0])
+    total += size(matcher._waiting) + size(matcher._terms)
+    return total / 2**20
 
 
 def _batch(lines: int, segments: int) -> tuple[list[float], dict[str, object]]:
@@ -71,6 +97,7 @@ def _batch(lines: int, segments: int) -> tuple[list[float], dict[str, object]]:
         "first segment lines/s": round(rates[0]),
         "last segment lines/s": round(rates[-1]),
         "MiB before matching": round(base_mb),
+        "matcher state MiB (ledgers + duplicate index)": round(_state_mib(matcher), 1),
     }
     return rates, notes
 

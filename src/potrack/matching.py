@@ -416,7 +416,7 @@ class Override:
 
         Raises:
             NotPermittedError: the actor does not hold the ``match_override`` role.
-            ValueError: the reason is empty.
+            ValidationError: the reason is empty.
         """
         if not actor.has_role(Role.MATCH_OVERRIDE):
             raise NotPermittedError(
@@ -427,7 +427,9 @@ class Override:
                 actor.id,
             )
         if not reason.strip():
-            raise ValueError("an override needs a reason")
+            raise ValidationError(
+                "Override", [Problem("reason", "an override needs a reason a reviewer can read")]
+            )
         return cls(
             invoice_id=InvoiceId(invoice_id),
             code=finding.code,
