@@ -11,7 +11,13 @@ from dataclasses import asdict
 
 from benchmarks._harness import emit, machine, run_pooled, table
 
-MODULES = ["bench_numbering", "bench_lifecycle", "bench_approval", "bench_matching"]
+MODULES = [
+    "bench_numbering",
+    "bench_lifecycle",
+    "bench_approval",
+    "bench_matching",
+    "bench_metrics",
+]
 
 
 def _benchmarks(module: str) -> list[object]:

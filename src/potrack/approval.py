@@ -97,6 +97,7 @@ __all__ = [
     "compare_policies",
     "decision_problems",
     "escalations_due",
+    "level_started",
     "lint_policy",
     "load_policy",
     "outcome",
@@ -942,7 +943,7 @@ def active_steps(state: ApprovalState) -> tuple[RouteStep, ...]:
     return ()
 
 
-def _level_started(state: ApprovalState, level: int) -> datetime:
+def level_started(state: ApprovalState, level: int) -> datetime:
     """When ``level`` opened: the route's start, or the last approval completing earlier levels."""
     earlier = [s.step_id for s in state.route.steps if s.level < level]
     times = [
@@ -1084,7 +1085,7 @@ def step_due(
     state: ApprovalState, step: RouteStep, calendar: BusinessCalendar | None = None
 ) -> datetime | None:
     """When ``step`` is due: its level's start plus its due hours or business days (or None)."""
-    start = _level_started(state, step.level)
+    start = level_started(state, step.level)
     if step.due_hours is not None:
         return start + timedelta(hours=step.due_hours)
     if step.due_business_days is not None:
@@ -1158,7 +1159,7 @@ def reminders_due(
                     subject=f"Reminder: {_label(doc)} awaits your approval",
                     body=(
                         f"{_label(doc)} has waited for {step.describe()} since "
-                        f"{_level_started(state, step.level).isoformat()}; it was due "
+                        f"{level_started(state, step.level).isoformat()}; it was due "
                         f"{due.isoformat()}."
                     ),
                     key=f"{doc.id}|{step.step_id}|reminder|{person}|{rounds}",

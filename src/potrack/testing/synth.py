@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import csv
 import heapq
+import itertools
 import math
 import random
 from collections import OrderedDict
@@ -42,6 +43,7 @@ from typing import Any, TextIO
 import attrs
 from moneyed import Money
 
+from potrack.eventlog import Event
 from potrack.records import (
     Actor,
     ActorId,
@@ -589,18 +591,138 @@ class Synth:
                     event_id += 1
                     yield _bpi_row(h, line, when, activity, worth, event_id)
 
-    def write_event_log(self, target: str | Path | TextIO, cases: int) -> int:
-        """Write a BPI 2019-format CSV event log of ``cases`` cases; returns the number of events."""
+    def events(self, cases: int) -> Iterator[Event]:
+        """A BPI 2019-shaped event log of ``cases`` order items, generated directly as
+        :class:`~potrack.eventlog.Event` s (no records are built: fast enough for millions).
+
+        About 6.4 events per case, as in the BPI sample: a requisition for 18 % of cases, the
+        order, a confirmation for 13 %, quantity (8 %) and price (5 %) changes, one to three
+        receipts (PO → first receipt about 8 days, log-normal; 20 % stamped *before* the order,
+        the BPI log's quirk), the supplier's invoice (day precision, 23:59) and its recording,
+        repeated invoices for 5 %, payment blocks removed on 23 %, cancelled invoices 4 %,
+        clearing 80 % about 41 days after the invoice, deleted items 3 %.  Reproducible from the
+        seed; cases are emitted one after another, each in time order.
+        """
+        rnd = random.Random(f"{self.seed}:events")
+        start = self.start
+        suppliers = [s.id for s in self.suppliers]
+        weights = list(itertools.accumulate(self._weights))
+        flows = [f for f, _ in FLOWS]
+        flow_weights = list(itertools.accumulate(w for _, w in FLOWS))
+        areas = [a for a, _, _ in CATEGORIES]
+        area_weights = list(itertools.accumulate(_CATEGORY_WEIGHTS))
+        day = timedelta(days=1)
+        choices = rnd.choices
+        rand = rnd.random
+        lognorm = rnd.lognormvariate
+        for index in range(cases):
+            case = f"42{index:08d}_00001"
+            supplier = choices(suppliers, cum_weights=weights)[0]
+            flow = choices(flows, cum_weights=flow_weights)[0]
+            area = choices(areas, cum_weights=area_weights)[0]
+            value = Decimal(int(lognorm(6.4, 1.2)) + 1)
+            created = start + timedelta(seconds=index * 86_400 / self.orders_per_day)
+            out: list[tuple[datetime, str]] = []
+            if rand() < 0.18:
+                out.append(
+                    (created - timedelta(hours=rand() * 48), "Create Purchase Requisition Item")
+                )
+            out.append((created, "Create Purchase Order Item"))
+            if rand() < 0.13:
+                out.append((created + timedelta(hours=rand() * 72), "Receive Order Confirmation"))
+            if rand() < 0.08:
+                out.append((created + timedelta(days=rand() * 10), "Change Quantity"))
+            if rand() < 0.05:
+                out.append((created + timedelta(days=rand() * 30), "Change Price"))
+            deleted = rand() < 0.03
+            if deleted:
+                out.append((created + timedelta(days=1 + rand() * 5), "Delete Purchase Order Item"))
+            else:
+                received = created + timedelta(days=lognorm(2.08, 0.9))
+                if rand() < 0.2:
+                    received = created - timedelta(days=1 + rand() * 30)
+                n = 1 if rand() < 0.85 else 2 + int(rand() * 2)
+                for k in range(n):
+                    out.append((received + k * 7 * day, "Record Goods Receipt"))
+                invoiced = received + timedelta(days=lognorm(1.95, 0.7))
+                if flow == "3-way match, invoice before GR" and rand() < 0.3:
+                    invoiced = received - timedelta(days=1 + rand() * 5)
+                bills = 1 if rand() < 0.95 else 2
+                for k in range(bills):
+                    at = invoiced + k * 14 * day
+                    stamp = datetime.combine(at.date() - day, time(23, 59), tzinfo=UTC)
+                    out.append((stamp, "Vendor creates invoice"))
+                    out.append((at, "Record Invoice Receipt"))
+                if rand() < 0.04:
+                    out.append((invoiced + 2 * day, "Cancel Invoice Receipt"))
+                if rand() < 0.23:
+                    out.append((invoiced + 3 * day, "Remove Payment Block"))
+                if rand() < 0.8:
+                    out.append((invoiced + timedelta(days=lognorm(3.7, 0.4)), "Clear Invoice"))
+            out.sort()
+            for at, activity in out:
+                yield Event(case, activity, at, supplier, area, area, "companyID_0000", flow, value)
+
+    def write_event_log(
+        self, target: str | Path | TextIO, cases: int, *, from_histories: bool = False
+    ) -> int:
+        """Write a BPI 2019-format CSV event log of ``cases`` cases; returns the number of events.
+
+        By default the rows come from :meth:`events` (fast: millions of events in a minute);
+        with ``from_histories`` from :meth:`event_rows`, consistent with :meth:`history`'s
+        documents (slower: every record is built).
+        """
         if isinstance(target, str | Path):
             with Path(target).open("w", newline="", encoding="utf-8") as fh:
-                return self.write_event_log(fh, cases)
-        writer = csv.DictWriter(target, fieldnames=BPI_COLUMNS)
-        writer.writeheader()
+                return self.write_event_log(fh, cases, from_histories=from_histories)
+        writer = csv.writer(target)
+        writer.writerow(BPI_COLUMNS)
         count = 0
-        for row in self.event_rows(cases):
-            writer.writerow(row)
+        if from_histories:
+            for row in self.event_rows(cases):
+                writer.writerow([row[c] for c in BPI_COLUMNS])
+                count += 1
+            return count
+        for event in self.events(cases):
             count += 1
+            writer.writerow(_event_row(event, count))
         return count
+
+
+def _event_row(e: Event, event_id: int) -> list[str]:
+    """An event as a BPI 2019 CSV row (columns in :data:`BPI_COLUMNS` order)."""
+    stamp = _stamp(e.at)
+    document, item = e.case.split("_")
+    user = "NONE" if e.activity.startswith("Vendor creates") else "user_001"
+    return [
+        str(event_id),
+        e.category,
+        e.company,
+        "Standard PO",
+        e.department,
+        document,
+        "Purchase order",
+        e.supplier,
+        "Standard",
+        e.flow,
+        "NPR",
+        "sourceSystemID_0000",
+        e.supplier.lower(),
+        str(e.flow == "3-way match, invoice after GR"),
+        str(int(item)),
+        e.case,
+        str(e.flow != "2-way match"),
+        user,
+        user,
+        e.activity,
+        f"{e.value:.1f}" if e.value is not None else "",
+        stamp,
+        e.case,
+        e.activity,
+        stamp,
+        str(event_id),
+        str(int(document[2:])),
+    ]
 
 
 _ORDER = {"DispatchNotice": 0, "GoodsReceipt": 1, "GoodsReturn": 2, "Invoice": 3, "Payment": 4}
