@@ -53,7 +53,23 @@ def main() -> int:
     if extra:
         print(f"installed beyond the allowed closure: {sorted(extra)}")
         return 1
-    return 0
+    return import_everything()
+
+
+def import_everything() -> int:
+    """Every potrack module imports with the runtime dependencies alone (optional extras are
+    imported only when a function that needs them is called)."""
+    import importlib
+    import pkgutil
+
+    import potrack
+
+    names = [m.name for m in pkgutil.walk_packages(potrack.__path__, "potrack.")]
+    for name in names:
+        importlib.import_module(name)
+    leaked = sorted({"pandas", "polars", "matplotlib"} & set(sys.modules))
+    print(f"imported {len(names)} modules; optional libraries imported: {leaked or 'none'}")
+    return 1 if leaked else 0
 
 
 if __name__ == "__main__":
