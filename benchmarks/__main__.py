@@ -17,6 +17,7 @@ MODULES = [
     "bench_approval",
     "bench_matching",
     "bench_metrics",
+    "bench_storage",
 ]
 
 

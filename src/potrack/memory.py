@@ -16,6 +16,7 @@ It is what tests, notebooks and examples use; :mod:`potrack.sqlite` is the durab
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,8 +26,10 @@ from typing import Any, Generic, TypeVar
 
 from moneyed import Money
 
+from potrack.audit import GENESIS, AuditRow, chain_hash, content_hash
 from potrack.events import TransitionRecord
 from potrack.exceptions import ConflictError, DuplicateError, NotFoundError
+from potrack.outbox import OutboxMessage, Pending, messages_of
 from potrack.records import (
     Actor,
     ActorId,
@@ -48,6 +51,7 @@ from potrack.records import (
     ReturnId,
     SupplierId,
 )
+from potrack.serialization import dumps, make_converter
 
 __all__ = [
     "InMemoryBudgets",
@@ -177,9 +181,11 @@ class _Transitions:
         self,
         committed: list[TransitionRecord],
         index: dict[tuple[str, str], list[TransitionRecord]],
+        audit: _Audit,
     ) -> None:
         self._committed = committed
         self._index = index
+        self._audit = audit
         self.pending: list[TransitionRecord] = []
 
     def _stream(self, aggregate: str, aggregate_id: str) -> list[TransitionRecord]:
@@ -200,6 +206,7 @@ class _Transitions:
                 last,
             )
         self.pending.append(record)
+        self._audit.add(record)
 
     def for_aggregate(self, aggregate: str, aggregate_id: str) -> tuple[TransitionRecord, ...]:
         return tuple(self._stream(aggregate, aggregate_id))
@@ -218,6 +225,54 @@ class _Transitions:
         for record in self.pending:
             self._committed.append(record)
             self._index.setdefault((record.aggregate, record.aggregate_id), []).append(record)
+
+
+class _Audit:
+    """The store's hash-chained trail: records are chained when their unit of work commits."""
+
+    def __init__(self, store: InMemoryStore) -> None:
+        self._store = store
+        self.pending: list[tuple[TransitionRecord, str]] = []
+
+    def add(self, record: TransitionRecord) -> None:
+        self.pending.append((record, dumps(record, converter=self._store._converter)))
+
+    def commit(self) -> None:
+        trail = self._store._audit
+        for record, text in self.pending:
+            position = len(trail) + 1
+            prev = trail[-1].hash if trail else GENESIS
+            digest = content_hash(text)
+            trail.append(
+                AuditRow(
+                    position=position,
+                    aggregate=record.aggregate,
+                    aggregate_id=record.aggregate_id,
+                    version=record.version,
+                    at=record.at,
+                    content=text,
+                    content_hash=digest,
+                    prev_hash=prev,
+                    hash=chain_hash(position, prev, digest),
+                )
+            )
+
+
+class _Outbox:
+    """Outbox messages, given their sequence numbers when the unit of work commits."""
+
+    def __init__(self, store: InMemoryStore) -> None:
+        self._store = store
+        self.pending: list[dict[str, Any]] = []
+
+    def add(self, record: TransitionRecord) -> None:
+        self.pending.extend(messages_of(record))
+
+    def commit(self) -> None:
+        box = self._store._outbox
+        for row in self.pending:
+            data = json.loads(row.pop("data"))
+            box.append(OutboxMessage(seq=len(box) + 1, data=data, **row))
 
 
 class _Sequences:
@@ -258,8 +313,10 @@ class _UnitOfWork:
         )
         self.invoices = _Invoices("invoice", store._invoices, lambda d: d.po_id)
         self.payments = _Payments("payment", store._payments, lambda d: d.supplier_id)
-        self.transitions = _Transitions(store._transitions, store._transition_index)
+        self.audit = _Audit(store)
+        self.transitions = _Transitions(store._transitions, store._transition_index, self.audit)
         self.sequences = _Sequences(store._sequences)
+        self.outbox = _Outbox(store)
 
     def commit(self) -> None:
         for part in (
@@ -271,6 +328,8 @@ class _UnitOfWork:
             self.payments,
             self.transitions,
             self.sequences,
+            self.audit,
+            self.outbox,
         ):
             part.commit()
 
@@ -292,6 +351,12 @@ class InMemoryStore:
         self._transitions: list[TransitionRecord] = []
         self._transition_index: dict[tuple[str, str], list[TransitionRecord]] = {}
         self._sequences: dict[str, int] = {}
+        self._converter = make_converter()
+        self._audit: list[AuditRow] = []
+        self._outbox: list[OutboxMessage] = []
+        self._deliveries: dict[
+            tuple[str, int], tuple[datetime | None, int, str, datetime | None]
+        ] = {}
 
     @contextmanager
     def unit_of_work(self) -> Iterator[_UnitOfWork]:
@@ -300,6 +365,49 @@ class InMemoryStore:
             uow = _UnitOfWork(self)
             yield uow
             uow.commit()
+
+    def audit_rows(
+        self,
+        *,
+        aggregate_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Iterator[AuditRow]:
+        """The hash-chained trail in position order (one document's, or a period's)."""
+        with self._lock:
+            rows = list(self._audit)
+        for row in rows:
+            if aggregate_id is not None and row.aggregate_id != aggregate_id:
+                continue
+            if (since is not None and row.at < since) or (until is not None and row.at >= until):
+                continue
+            yield row
+
+    def outbox_pending(self, subscriber: str, limit: int) -> list[Pending]:
+        """The oldest ``limit`` messages ``subscriber`` has not had, in order."""
+        out = []
+        with self._lock:
+            for message in self._outbox:
+                done, attempts, _, retry = self._deliveries.get(
+                    (subscriber, message.seq), (None, 0, "", None)
+                )
+                if done is None:
+                    out.append(Pending(message, attempts, retry))
+                    if len(out) >= limit:
+                        break
+        return out
+
+    def outbox_delivered(self, subscriber: str, seq: int, at: datetime) -> None:
+        """Record that ``subscriber`` has message ``seq``."""
+        with self._lock:
+            _, attempts, error, retry = self._deliveries.get((subscriber, seq), (None, 0, "", None))
+            self._deliveries[(subscriber, seq)] = (at, attempts, error, retry)
+
+    def outbox_failed(self, subscriber: str, seq: int, error: str, retry_at: datetime) -> None:
+        """Record a failed delivery: attempts + 1, the error, when to retry."""
+        with self._lock:
+            _, attempts, _, _ = self._deliveries.get((subscriber, seq), (None, 0, "", None))
+            self._deliveries[(subscriber, seq)] = (None, attempts + 1, error, retry_at)
 
 
 class InMemoryDirectory:

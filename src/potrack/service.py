@@ -107,15 +107,27 @@ class Purchasing:
             self._store(uow, applied, None)
         return applied
 
-    def order(self, po_id: str, event: Event, actor: Actor, at: datetime) -> Applied[PurchaseOrder]:
+    def order(
+        self,
+        po_id: str,
+        event: Event,
+        actor: Actor,
+        at: datetime,
+        *,
+        expected_version: int | None = None,
+    ) -> Applied[PurchaseOrder]:
         """Apply ``event`` to the stored PO ``po_id`` and store the result atomically.
+
+        ``expected_version`` is the version the actor saw (a screen shown earlier): if the PO
+        changed since, the event is refused with :class:`ConflictError` rather than applied to a
+        document the actor has not seen — optimistic concurrency end to end.
 
         Raises:
             NotFoundError: no PO with that id.
             NotPermittedError, TransitionRefusedError: the lifecycle refuses the event (nothing is
                 written).
-            ConflictError: someone else changed the PO meanwhile (nothing is written; see
-                :func:`retry_on_conflict`).
+            ConflictError: someone else changed the PO meanwhile, or it is not at
+                ``expected_version`` (nothing is written; see :func:`retry_on_conflict`).
             NumberOverflowError, MissingFieldError: the number cannot be allocated at issue.
         """
         early_number = self._number_before(po_id, event, at)
@@ -124,6 +136,8 @@ class Purchasing:
             first = uow.transitions.by_key("purchase_order", po.id, event.key)
             if first is not None:
                 return Applied(po, first, duplicate=True, first_version=first.version)
+            if expected_version is not None and po.version != expected_version:
+                raise ConflictError("purchase order", po.id, expected_version, po.version)
             if isinstance(event, Issue) and event.number is None and po.number is None:
                 number = early_number or self._number_in(uow, po, at)
                 if number is not None:

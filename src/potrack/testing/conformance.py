@@ -21,7 +21,9 @@ from typing import Any
 
 import attrs
 
+from potrack.audit import AuditedStore, verify_rows
 from potrack.exceptions import ConflictError, DuplicateError, NotFoundError
+from potrack.outbox import OutboxStore
 from potrack.records import InvoiceKind, POState, PurchaseOrderId, PurchaseOrderNumber, SupplierId
 from potrack.testing.samples import (
     bump,
@@ -408,6 +410,61 @@ class StoreContract:
                 "the transition stream changed across reopening",
             )
             _check(uow.sequences.next_value("K") == 2, "the sequence restarted after reopening")
+
+    # -- audit trail and outbox (stores that keep them) ----------------------------------------------
+
+    def test_audit_trail_chains_committed_records_only(self) -> None:
+        """(Stores with an audit trail) every committed record is chained, in commit order; a
+        rolled-back one leaves no trace and no gap."""
+        store = self.make_store()
+        if not isinstance(store, AuditedStore):
+            return
+        first = sample_transition()
+        self._append(store, first)
+        try:
+            with store.unit_of_work() as uow:
+                uow.transitions.append(sample_transition(version=2))
+                raise _Boom
+        except _Boom:
+            pass
+        self._append(store, sample_transition(version=2))
+        rows = list(store.audit_rows())
+        _check([r.position for r in rows] == [1, 2], f"positions {[r.position for r in rows]}")
+        _check([r.version for r in rows] == [1, 2], "the trail is not in commit order")
+        report = verify_rows(rows)
+        _check(report.ok, f"the store's own chain does not verify: {report}")
+
+    def test_outbox_commits_with_the_state(self) -> None:
+        """(Stores with an outbox) messages written in a unit of work exist exactly when it
+        committed; delivery is recorded per subscriber."""
+        store = self.make_store()
+        if not isinstance(store, OutboxStore):
+            return
+        record = sample_transition(domain_events=("comment_added", "po_touched"))
+        try:
+            with store.unit_of_work() as uow:
+                uow.outbox.add(record)  # type: ignore[attr-defined]
+                raise _Boom
+        except _Boom:
+            pass
+        _check(store.outbox_pending("s", 10) == [], "a rolled-back message was kept")
+        with store.unit_of_work() as uow:
+            uow.outbox.add(record)  # type: ignore[attr-defined]
+        pending = store.outbox_pending("s", 10)
+        _check(
+            [p.message.name for p in pending] == list(record.domain_events),
+            f"expected {list(record.domain_events)}, got {[p.message.name for p in pending]}",
+        )
+        first = pending[0].message
+        store.outbox_failed("s", first.seq, "boom", first.at)
+        again = store.outbox_pending("s", 10)
+        _check(again[0].attempts == 1, "a failed delivery was not counted")
+        store.outbox_delivered("s", first.seq, first.at)
+        _check(
+            all(p.message.seq != first.seq for p in store.outbox_pending("s", 10)),
+            "a delivered message is still pending",
+        )
+        _check(len(store.outbox_pending("other", 10)) == len(pending), "subscribers share cursors")
 
     # -- helpers -------------------------------------------------------------------------------------
 
