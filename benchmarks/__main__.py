@@ -18,6 +18,7 @@ MODULES = [
     "bench_matching",
     "bench_metrics",
     "bench_storage",
+    "bench_pandas",
 ]
 
 

@@ -113,7 +113,7 @@ def emit(result: Result) -> None:
 def fmt(value: float, unit: str) -> str:
     if unit == "ms":
         return f"{value:,.3f}"
-    if unit == "s":
+    if unit in ("s", "ratio"):
         return f"{value:,.2f}"
     return f"{value:,.0f}"
 

@@ -16,14 +16,15 @@ payments.  The same seed gives the same data, and nothing is generated before it
 >>> synth.history(0) == h
 True
 
-Calibration (documented in docs/synthetic.md), loosely from the BPI Challenge 2019 sample
-(1,000 cases): matching flows 88 % three-way with the invoice before the goods receipt, 6 %
-three-way with the invoice after it, 5 % consignment, 1 % two-way (rounded up from 0.4 % so it
-shows); the invoice recorded before the first goods receipt in about 30 % of cases; PO → first
-receipt median about 8 days with a long tail; receipt → invoice about 7 days;
-invoice → payment about 41 days; order values log-normal around 600 EUR; about 8 % of orders get a
-quantity change and 5 % a price change; 4 % of invoices are cancelled (credit memos) and 3 % are
-duplicates.
+Calibration (documented, with the measured figures, in docs/synthetic.md), loosely from the BPI
+Challenge 2019 sample (1,000 cases): matching flows 88 % three-way with the invoice before the
+goods receipt, 6 % three-way with the invoice after it, 5 % consignment, 1 % two-way (rounded up
+from 0.4 % so it shows); the invoice recorded before the first goods receipt in about 23 % of
+orders; PO → first receipt median about 10 days for the records (supplier lead times; the event
+log of :meth:`Synth.events` follows the BPI sample's long tail instead); receipt → invoice median
+about 6 days; invoice → payment about 31 days; order values log-normal, median about 640 EUR;
+about 8 % of orders get a quantity change and 5 % a price change; about 4 % get a credit memo and
+2 % a duplicate invoice.
 """
 
 from __future__ import annotations
@@ -338,16 +339,18 @@ class Synth:
         first_receipt = (
             approved + lead + (timedelta(days=rnd.randint(1, 20)) if late else timedelta(0))
         )
+        # shipped two days before arrival, but never before the order was approved
+        shipped = max(approved + timedelta(hours=1), first_receipt - timedelta(days=2))
         if rnd.random() < 0.6:
             docs.append(
                 (
-                    first_receipt - timedelta(days=2),
+                    shipped,
                     DispatchNotice(
                         id=DispatchId(f"ASN-{index:07d}"),
                         po_id=po.id,
                         carrier=rnd.choice(("DHL", "UPS", "DSV")),
                         tracking_reference=f"T{index:09d}",
-                        shipped_at=first_receipt - timedelta(days=2),
+                        shipped_at=shipped,
                         expected_arrival=(
                             first_receipt + timedelta(days=rnd.choice((-1, 0, 0, 1)))
                         ).date(),
@@ -595,13 +598,15 @@ class Synth:
         """A BPI 2019-shaped event log of ``cases`` order items, generated directly as
         :class:`~potrack.eventlog.Event` s (no records are built: fast enough for millions).
 
-        About 6.4 events per case, as in the BPI sample: a requisition for 18 % of cases, the
-        order, a confirmation for 13 %, quantity (8 %) and price (5 %) changes, one to three
-        receipts (PO → first receipt about 8 days, log-normal; 20 % stamped *before* the order,
-        the BPI log's quirk), the supplier's invoice (day precision, 23:59) and its recording,
+        About 5.8 events per case (the BPI sample has 6.6): a requisition for 18 % of cases,
+        the order, a confirmation for 13 %, quantity (8 %) and price (5 %) changes, one to three
+        receipts (PO → first receipt log-normal, median about 26 days with p90 about 185, as in
+        the sample; 20 % stamped *before* the order, the BPI log's quirk), the supplier's invoice
+        (day precision, 23:59) and its recording (receipt → invoice median about 12 days),
         repeated invoices for 5 %, payment blocks removed on 23 %, cancelled invoices 4 %,
-        clearing 80 % about 41 days after the invoice, deleted items 3 %.  Reproducible from the
-        seed; cases are emitted one after another, each in time order.
+        clearing 80 % (invoice → payment median about 55 days), deleted items 3 %; no delay
+        beyond 400 days.  Reproducible from the seed; cases are emitted one after another, each
+        in time order.  The calibration table is in docs/synthetic.md.
         """
         rnd = random.Random(f"{self.seed}:events")
         start = self.start
@@ -638,13 +643,13 @@ class Synth:
             if deleted:
                 out.append((created + timedelta(days=1 + rand() * 5), "Delete Purchase Order Item"))
             else:
-                received = created + timedelta(days=lognorm(2.08, 0.9))
+                received = created + timedelta(days=min(400.0, lognorm(3.26, 1.45)))
                 if rand() < 0.2:
                     received = created - timedelta(days=1 + rand() * 30)
                 n = 1 if rand() < 0.85 else 2 + int(rand() * 2)
                 for k in range(n):
                     out.append((received + k * 7 * day, "Record Goods Receipt"))
-                invoiced = received + timedelta(days=lognorm(1.95, 0.7))
+                invoiced = received + timedelta(days=min(300.0, lognorm(2.5, 1.4)))
                 if flow == "3-way match, invoice before GR" and rand() < 0.3:
                     invoiced = received - timedelta(days=1 + rand() * 5)
                 bills = 1 if rand() < 0.95 else 2
@@ -658,7 +663,9 @@ class Synth:
                 if rand() < 0.23:
                     out.append((invoiced + 3 * day, "Remove Payment Block"))
                 if rand() < 0.8:
-                    out.append((invoiced + timedelta(days=lognorm(3.7, 0.4)), "Clear Invoice"))
+                    out.append(
+                        (invoiced + timedelta(days=min(300.0, lognorm(4.0, 0.9))), "Clear Invoice")
+                    )
             out.sort()
             for at, activity in out:
                 yield Event(case, activity, at, supplier, area, area, "companyID_0000", flow, value)
