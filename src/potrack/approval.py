@@ -21,8 +21,8 @@ listing every step with the sentences that explain it:
 ...     Actor(id="cfo-1", name="Cleo", roles=["cfo"]),
 ... ])
 >>> route = Router(policy, people).route(sample_po(), at=T0)
->>> [(s.level, s.candidates) for s in route.steps]
-[(1, ('mgr-1',)), (2, ('cfo-1',))]
+>>> tuple((s.level, s.candidates) for s in route.steps)
+((1, ('mgr-1',)), (2, ('cfo-1',)))
 >>> route.steps[1].because
 ('rule cfo: amount 1,050.00 USD ≥ 1,000.00 USD',)
 

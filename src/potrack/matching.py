@@ -52,6 +52,7 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import attrs
@@ -103,6 +104,7 @@ __all__ = [
     "TolerancePolicy",
     "ToleranceRule",
     "compare_simulations",
+    "load_tolerance_policy",
     "match",
     "normalize_invoice_number",
     "simulate_policy",
@@ -387,6 +389,100 @@ class TolerancePolicy:
             small_difference=Decimal("0.05"),
             name="lenient",
         )
+
+
+def load_tolerance_policy(
+    source: str | Path, *, text: str | None = None, format: str | None = None
+) -> TolerancePolicy:
+    """Load a :class:`TolerancePolicy` from a TOML or JSON file (or from ``text``).
+
+    The file's shape follows the classes: an optional ``[policy]`` table (``name``,
+    ``small_difference``, ``before_receipt``, ``default_level``, ``partial_payment``,
+    ``rounding``), ``[[tolerances]]`` (the defaults) and ``[[rules]]`` with their own
+    ``[[rules.tolerances]]``.  Amounts and percents are strings, so they stay exact::
+
+        [policy]
+        name = "lenient"
+        small_difference = "0.05"
+
+        [[tolerances]]
+        check = "unit_price"
+        upper = { percent = "5" }
+        lower = { percent = "10" }
+
+        [[rules]]
+        id = "acme-freight"
+        supplier = "S-ACME"
+        [[rules.tolerances]]
+        check = "charges"
+        upper = { percent = "40" }
+
+    >>> p = load_tolerance_policy("inline.toml", text='''
+    ... [[tolerances]]
+    ... check = "unit_price"
+    ... upper = { percent = "5" }
+    ... ''')
+    >>> p.tolerances[0].check is Check.UNIT_PRICE, p.tolerances[0].upper.percent
+    (True, Decimal('5'))
+
+    Raises:
+        ValidationError: listing every problem (an unknown check, a float where an exact number
+            is expected, an unknown key...) with its path.
+        OSError: the file cannot be read.
+    """
+    import json
+    import tomllib
+
+    from potrack.serialization import make_converter
+
+    name = str(source)
+    if text is None:
+        text = Path(source).read_text(encoding="utf-8")
+    kind = format or ("json" if name.endswith(".json") else "toml")
+    try:
+        raw: Any = json.loads(text) if kind == "json" else tomllib.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as err:
+        raise ValidationError(name, [Problem("", f"not valid {kind.upper()}: {err}")]) from None
+    if not isinstance(raw, dict):
+        raise ValidationError(name, [Problem("", "expected a table of settings")])
+    data = dict(raw.pop("policy", {}) or {})
+    data.update(raw)
+    problems: list[Problem] = []
+    known = {f.name for f in attrs.fields(TolerancePolicy)}
+    problems.extend(
+        Problem(key, f"unknown setting; expected one of {sorted(known)}")
+        for key in data
+        if key not in known
+    )
+    checks = {c.value for c in Check}
+
+    def check_list(items: object, path: str) -> None:
+        for i, item in enumerate(items if isinstance(items, list) else []):
+            value = item.get("check") if isinstance(item, dict) else None
+            if value not in checks:
+                problems.append(
+                    Problem(
+                        f"{path}[{i}].check",
+                        f"{value!r} is not a check; expected one of {sorted(checks)}",
+                    )
+                )
+
+    check_list(data.get("tolerances"), "tolerances")
+    for i, rule in enumerate(data.get("rules") or []):
+        if isinstance(rule, dict):
+            check_list(rule.get("tolerances"), f"rules[{i}].tolerances")
+    if problems:
+        raise ValidationError(name, problems)
+    policy: TolerancePolicy = make_converter().structure(data, TolerancePolicy)
+
+    def typed(tolerances: tuple[Tolerance, ...]) -> tuple[Tolerance, ...]:
+        return tuple(attrs.evolve(t, check=Check(t.check)) for t in tolerances)
+
+    return attrs.evolve(
+        policy,
+        tolerances=typed(policy.tolerances),
+        rules=tuple(attrs.evolve(r, tolerances=typed(r.tolerances)) for r in policy.rules),
+    )
 
 
 # -- overrides ----------------------------------------------------------------------------------------

@@ -11,8 +11,8 @@ payments.  The same seed gives the same data, and nothing is generated before it
 >>> h = synth.history(0)
 >>> h.po.id, len(h.po.lines), h.po.currency
 ('PO-0000000', 5, 'EUR')
->>> [type(d).__name__ for _, d in h.documents]
-['GoodsReceipt', 'Invoice', 'Payment']
+>>> tuple(type(d).__name__ for _, d in h.documents)
+('GoodsReceipt', 'Invoice', 'Payment')
 >>> synth.history(0) == h
 True
 
