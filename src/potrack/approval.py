@@ -36,8 +36,6 @@ route is not complete, whoever calls it.
 from __future__ import annotations
 
 import enum
-import json
-import tomllib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
@@ -50,6 +48,7 @@ import attrs
 from moneyed import Money
 
 from potrack._fast import positional_builder, rebuild
+from potrack._files import read_settings
 from potrack.exceptions import ConfigurationError, PolicyError, Problem
 from potrack.money import check_currency, currency_precision
 from potrack.records import (
@@ -1254,14 +1253,7 @@ def load_policy(
         PolicyError: listing every problem.
         OSError: the file cannot be read.
     """
-    name = str(source)
-    if text is None:
-        text = Path(source).read_text(encoding="utf-8")
-    kind = format or ("json" if name.endswith(".json") else "toml")
-    try:
-        data = json.loads(text) if kind == "json" else tomllib.loads(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as err:
-        raise PolicyError(name, [Problem("", f"not valid {kind.upper()}: {err}")]) from None
+    name, kind, text, data = read_settings(source, text, format, PolicyError)
     lines = _rule_lines(text) if kind == "toml" else []
     problems: list[Problem] = []
     policy = _build_policy(data, name, lines, problems)

@@ -430,19 +430,10 @@ def load_tolerance_policy(
             is expected, an unknown key...) with its path.
         OSError: the file cannot be read.
     """
-    import json
-    import tomllib
-
+    from potrack._files import read_settings
     from potrack.serialization import make_converter
 
-    name = str(source)
-    if text is None:
-        text = Path(source).read_text(encoding="utf-8")
-    kind = format or ("json" if name.endswith(".json") else "toml")
-    try:
-        raw: Any = json.loads(text) if kind == "json" else tomllib.loads(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as err:
-        raise ValidationError(name, [Problem("", f"not valid {kind.upper()}: {err}")]) from None
+    name, _, _, raw = read_settings(source, text, format)
     if not isinstance(raw, dict):
         raise ValidationError(name, [Problem("", "expected a table of settings")])
     data = dict(raw.pop("policy", {}) or {})

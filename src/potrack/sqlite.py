@@ -222,6 +222,13 @@ SCHEMA_VERSION = len(_MIGRATIONS)
 """The schema version this potrack writes."""
 
 
+def _where(*conditions: tuple[str, object]) -> tuple[str, list[object]]:
+    """A WHERE clause of the conditions whose value is not None, and its arguments."""
+    kept = [(sql, value) for sql, value in conditions if value is not None]
+    clause = f"WHERE {' AND '.join(sql for sql, _ in kept)}" if kept else ""
+    return clause, [value for _, value in kept]
+
+
 def _from_micros(value: int) -> datetime:
     return _EPOCH + timedelta(microseconds=value)
 
@@ -341,21 +348,12 @@ class _PurchaseOrders(_Aggregates[PurchaseOrder]):
         created_from: datetime | None = None,
         created_to: datetime | None = None,
     ) -> Iterator[PurchaseOrder]:
-        where: list[str] = []
-        args: list[Any] = []
-        if supplier_id is not None:
-            where.append("supplier_id = ?")
-            args.append(supplier_id)
-        if state is not None:
-            where.append("state = ?")
-            args.append(str(state))
-        if created_from is not None:
-            where.append("created_us >= ?")
-            args.append(_micros(created_from))
-        if created_to is not None:
-            where.append("created_us < ?")
-            args.append(_micros(created_to))
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        clause, args = _where(
+            ("supplier_id = ?", supplier_id),
+            ("state = ?", None if state is None else str(state)),
+            ("created_us >= ?", None if created_from is None else _micros(created_from)),
+            ("created_us < ?", None if created_to is None else _micros(created_to)),
+        )
         for (text,) in self._uow.conn.execute(
             f"SELECT doc FROM purchase_orders {clause} ORDER BY id", args
         ):
@@ -733,18 +731,11 @@ class SQLiteStore:
 
         Reads in one snapshot (a read transaction), so a concurrent writer cannot tear it.
         """
-        where: list[str] = []
-        args: list[Any] = []
-        if aggregate_id is not None:
-            where.append("aggregate_id = ?")
-            args.append(aggregate_id)
-        if since is not None:
-            where.append("at_us >= ?")
-            args.append(_micros(since))
-        if until is not None:
-            where.append("at_us < ?")
-            args.append(_micros(until))
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        clause, args = _where(
+            ("aggregate_id = ?", aggregate_id),
+            ("at_us >= ?", None if since is None else _micros(since)),
+            ("at_us < ?", None if until is None else _micros(until)),
+        )
         conn = self._connection()
         rows = conn.execute(
             "SELECT position, aggregate, aggregate_id, version, at_us, record, content_hash, "
