@@ -152,3 +152,23 @@ def test_event_counts_match_what_is_written(cases: int) -> None:
     written = Synth(2).write_event_log(buffer, cases)
     assert written == len(list(Synth(2).events(cases)))
     assert buffer.getvalue().count("\n") == written + 1  # the header
+
+
+def test_approvals_follow_the_policy_of_the_synthetic_company() -> None:
+    synth = Synth(12)
+    people = {p.id: p for p in synth.people}
+    big = small = 0
+    for h in synth.histories(600):
+        levels = [level for _, _, level in h.approvals]
+        moments = [when for when, _, _ in h.approvals]
+        assert moments == sorted(moments) and moments[-1] == h.approved_at
+        assert h.po.created_at <= moments[0]
+        requester = people[h.po.requester]
+        assert h.approvals[0][1] == requester.manager  # the requester's manager signs first
+        if h.po.amount.amount >= 5000:
+            assert levels == [1, 2] and h.approvals[1][1] == "cfo"
+            big += 1
+        else:
+            assert levels == [1]
+            small += 1
+    assert big > 10 and small > 300

@@ -3,9 +3,9 @@
 :class:`Synth` generates suppliers (each with a lead-time, reliability, price-drift and
 invoice-accuracy profile), departments and requesters, and for each purchase order index a complete
 history: the order (several lines, units of measure, price units, requested dates), its
-requisition, dispatch notice, partial / late / early / rejected / returned receipts, invoices with
-price and quantity variances, charges, duplicates, credit memos, invoices ahead of their goods, and
-payments.  The same seed gives the same data, and nothing is generated before it is asked for:
+requisition and approvals, dispatch notice, partial / late / early / rejected / returned
+receipts, invoices with price and quantity variances, charges, duplicates, credit memos,
+invoices ahead of their goods, and payments.  The same seed gives the same data, and nothing is generated before it is asked for:
 
 >>> synth = Synth(seed=7)
 >>> h = synth.history(0)
@@ -136,6 +136,9 @@ class History:
     changes: tuple[tuple[datetime, str], ...]
     """Quantity or price changes made to the order (for event logs)."""
     approved_at: datetime
+    approvals: tuple[tuple[datetime, ActorId, int], ...] = ()
+    """Who approved the order, when, at which level: the requester's manager (level 1) and,
+    from 5,000 in order value, the CFO (level 2), the last at ``approved_at``."""
 
 
 class Synth:
@@ -186,23 +189,34 @@ class Synth:
         )
         # Suppliers are chosen with a skew, as real spend concentrates on a few.
         self._weights = [1 / (k + 1) ** 0.8 for k in range(suppliers)]
-        self.people: tuple[Actor, ...] = tuple(
-            Actor(
-                id=ActorId(f"user_{n:03d}"),
-                name=f"User {n:03d}",
-                roles=frozenset({Role.REQUESTER}),
-                department=DepartmentId(DEPARTMENTS[n % 8]),
-                manager=ActorId(f"mgr_{n % 8}"),
+        self.people: tuple[Actor, ...] = (
+            tuple(
+                Actor(
+                    id=ActorId(f"user_{n:03d}"),
+                    name=f"User {n:03d}",
+                    roles=frozenset({Role.REQUESTER}),
+                    department=DepartmentId(DEPARTMENTS[n % 8]),
+                    manager=ActorId(f"mgr_{n % 8}"),
+                )
+                for n in range(80)
             )
-            for n in range(80)
-        ) + tuple(
-            Actor(
-                id=ActorId(f"mgr_{n}"),
-                name=f"Manager {n}",
-                roles=frozenset({Role.APPROVER}),
-                department=DepartmentId(DEPARTMENTS[n]),
+            + tuple(
+                Actor(
+                    id=ActorId(f"mgr_{n}"),
+                    name=f"Manager {n}",
+                    roles=frozenset({Role.APPROVER}),
+                    department=DepartmentId(DEPARTMENTS[n]),
+                )
+                for n in range(8)
             )
-            for n in range(8)
+            + (
+                Actor(
+                    id=ActorId("cfo"),
+                    name="Chief Financial Officer",
+                    roles=frozenset({Role.APPROVER, "cfo"}),
+                    department=DepartmentId("FIN"),
+                ),
+            )
         )
 
     # -- one history ---------------------------------------------------------------------------
@@ -307,6 +321,14 @@ class Synth:
             requisitions=(requisition.id,) if requisition else (),
         )
         approved = created + timedelta(hours=rnd.choice((1, 3, 8, 24, 48, 96)))
+        manager = requester.manager or ActorId("mgr_0")
+        if po.amount.amount >= 5000:
+            # a generator of its own: the order's other draws stay as they were
+            share = random.Random(f"{self.seed}:{index}:approval").uniform(0.2, 0.8)
+            waited = (approved - created) * share
+            approvals = ((created + waited, manager, 1), (approved, ActorId("cfo"), 2))
+        else:
+            approvals = ((approved, manager, 1),)
         docs, changes = self._documents(rnd, po, supplier, profile, flow, approved, index)
         return History(
             po=po,
@@ -315,6 +337,7 @@ class Synth:
             documents=docs,
             changes=changes,
             approved_at=approved,
+            approvals=approvals,
         )
 
     def _documents(
