@@ -322,6 +322,7 @@ class Synth:
         )
         approved = created + timedelta(hours=rnd.choice((1, 3, 8, 24, 48, 96)))
         manager = requester.manager or ActorId("mgr_0")
+        approvals: tuple[tuple[datetime, ActorId, int], ...]
         if po.amount.amount >= 5000:
             # a generator of its own: the order's other draws stay as they were
             share = random.Random(f"{self.seed}:{index}:approval").uniform(0.2, 0.8)
