@@ -66,7 +66,12 @@ def _frames(pos: dict[str, Any], documents: list[Any]) -> dict[str, Any]:
     """The records as the tables an analyst would start from (an ERP export)."""
     import pandas as pd
 
-    po_lines, po_charges, inv_lines, headers, moves = [], [], [], [], []
+    po_lines: list[tuple[Any, ...]] = []
+    ordered_charges: list[tuple[Any, ...]] = []
+    invoiced_charges: list[tuple[Any, ...]] = []
+    inv_lines: list[tuple[Any, ...]] = []
+    headers: list[tuple[Any, ...]] = []
+    moves: list[tuple[Any, ...]] = []
     for po in pos.values():
         for ln in po.lines:
             level = ln.match_level or po.match_level
@@ -80,7 +85,7 @@ def _frames(pos: dict[str, Any], documents: list[Any]) -> dict[str, Any]:
                 )
             )
         for c in po.charges:
-            po_charges.append((po.id, c.code, float(c.amount.amount)))
+            ordered_charges.append((po.id, c.code, float(c.amount.amount)))
     for seq, d in enumerate(documents):
         if type(d) is Invoice:
             sign = -1.0 if d.kind is InvoiceKind.CREDIT_MEMO else 1.0
@@ -114,15 +119,13 @@ def _frames(pos: dict[str, Any], documents: list[Any]) -> dict[str, Any]:
                 )
             )
             for c in d.charges:
-                po_charges.append((d.po_id, c.code, -float(c.amount.amount), d.id))
+                invoiced_charges.append((d.po_id, c.code, float(c.amount.amount), d.id))
         elif type(d) is GoodsReceipt:
             for rl in d.lines:
                 moves.append((seq, d.po_id, rl.line_no, float(rl.received)))
         elif type(d) is GoodsReturn:
             for rl in d.lines:
                 moves.append((seq, d.po_id, rl.line_no, -float(rl.quantity)))
-    ordered_charges = [c for c in po_charges if len(c) == 3]
-    invoiced_charges = [c for c in po_charges if len(c) == 4]
     return {
         "po_lines": pd.DataFrame(
             po_lines, columns=["po_id", "line_no", "ordered", "po_price", "two_way"]
@@ -183,7 +186,7 @@ def pandas_first_pass(f: dict[str, Any]) -> Any:
     norm = h["number"].str.lower().str.replace(r"[^0-9a-z]", "", regex=True)
     duplicate = pd.DataFrame({"supplier": h["supplier"], "norm": norm}).duplicated()
     charges = f["inv_charges"].merge(f["po_charges"], on=["po_id", "code"], how="left")
-    charges["bad"] = -charges["amount"] > charges["ordered_amount"].fillna(0.0) * 1.25 + eps
+    charges["bad"] = charges["amount"] > charges["ordered_amount"].fillna(0.0) * 1.25 + eps
     charge_bad = charges.groupby("invoice_id")["bad"].any()
 
     bad = line_bad.reindex(h.index, fill_value=False) | header_bad | duplicate.to_numpy()

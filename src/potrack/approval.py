@@ -1651,60 +1651,28 @@ def lint_policy(policy: Policy, directory: Directory | None = None) -> list[Lint
     """
     out: list[LintFinding] = []
     for rule in policy.rules:
+        where = (rule.location or rule.id,)
+        problems: list[tuple[str, str]] = []
         if rule.amount is not None and rule.amount.empty:
-            out.append(
-                LintFinding(
-                    "never_fires",
-                    f"rule {rule.id}: the amount range is empty",
-                    (rule.location or rule.id,),
-                )
-            )
+            problems.append(("never_fires", "the amount range is empty"))
         if not rule.documents:
-            out.append(
-                LintFinding(
-                    "never_fires",
-                    f"rule {rule.id}: applies to no document kind",
-                    (rule.location or rule.id,),
-                )
-            )
+            problems.append(("never_fires", "applies to no document kind"))
         if not rule.steps:
-            out.append(
-                LintFinding(
-                    "never_fires",
-                    f"rule {rule.id}: contributes no step",
-                    (rule.location or rule.id,),
-                )
-            )
+            problems.append(("never_fires", "contributes no step"))
         if directory is not None:
             roles = directory.roles()
             for spec in rule.steps:
-                if spec.approver.kind is ApproverKind.ROLE and spec.approver.ref not in roles:
-                    out.append(
-                        LintFinding(
-                            "unknown_role",
-                            f"rule {rule.id}: role {spec.approver.ref!r} is held by nobody",
-                            (rule.location or rule.id,),
-                        )
-                    )
+                ref = spec.approver.ref
+                if spec.approver.kind is ApproverKind.ROLE and ref not in roles:
+                    problems.append(("unknown_role", f"role {ref!r} is held by nobody"))
                 if (
                     spec.approver.kind is ApproverKind.USER
-                    and directory.actor(ActorId(spec.approver.ref)) is None
+                    and directory.actor(ActorId(ref)) is None
                 ):
-                    out.append(
-                        LintFinding(
-                            "unknown_user",
-                            f"rule {rule.id}: user {spec.approver.ref!r} is unknown",
-                            (rule.location or rule.id,),
-                        )
-                    )
+                    problems.append(("unknown_user", f"user {ref!r} is unknown"))
             for dept in sorted(rule.departments - directory.departments()):
-                out.append(
-                    LintFinding(
-                        "unknown_department",
-                        f"rule {rule.id}: department {dept!r} is unknown",
-                        (rule.location or rule.id,),
-                    )
-                )
+                problems.append(("unknown_department", f"department {dept!r} is unknown"))
+        out.extend(LintFinding(code, f"rule {rule.id}: {text}", where) for code, text in problems)
     rules = list(policy.rules)
     for i, a in enumerate(rules):
         for b in rules[i + 1 :]:

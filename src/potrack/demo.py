@@ -122,7 +122,12 @@ class DemoSummary:
 
 
 def _person(
-    actor_id: str, name: str, department: str | None, *roles: str, manager: str | None = None
+    actor_id: str,
+    name: str,
+    department: str | None,
+    *roles: str,
+    manager: str | None = None,
+    supplier: SupplierId | None = None,
 ) -> Actor:
     return Actor(
         id=ActorId(actor_id),
@@ -130,6 +135,7 @@ def _person(
         roles=frozenset(roles),
         department=DepartmentId(department) if department else None,
         manager=ActorId(manager) if manager else None,
+        supplier_id=supplier,
     )
 
 
@@ -155,16 +161,14 @@ class _World:
                 _person("rosa", "Rosa Lind", "OPS", Role.RECEIVER),
                 _person("ali", "Ali Demir", "FIN", Role.AP_CLERK, Role.MATCH_OVERRIDE),
                 _person("tom", "Tom Weiss", "FIN", Role.TREASURER),
-                _person("acme-sales", "Acme sales desk", None, Role.SUPPLIER),
-                _person("nwo-sales", "Northwind sales desk", None, Role.SUPPLIER),
+                _person(
+                    "acme-sales", "Acme sales desk", None, Role.SUPPLIER, supplier=self.acme.id
+                ),
+                _person(
+                    "nwo-sales", "Northwind sales desk", None, Role.SUPPLIER, supplier=self.north.id
+                ),
             )
         }
-        self.people[ActorId("acme-sales")] = attrs.evolve(
-            self.people[ActorId("acme-sales")], supplier_id=self.acme.id
-        )
-        self.people[ActorId("nwo-sales")] = attrs.evolve(
-            self.people[ActorId("nwo-sales")], supplier_id=self.north.id
-        )
         directory = InMemoryDirectory(
             list(self.people.values()),
             extra_departments=frozenset({"OPS", "IT", "MKT", "FIN", "PUR"}),

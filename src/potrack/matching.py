@@ -59,6 +59,7 @@ import attrs
 from moneyed import Money
 
 from potrack._fast import rebuild
+from potrack._files import read_settings
 from potrack.events import RecordMatch
 from potrack.exceptions import NotPermittedError, Problem, ValidationError
 from potrack.money import (
@@ -87,6 +88,7 @@ from potrack.records import (
     Role,
     Supplier,
 )
+from potrack.serialization import make_converter
 from potrack.typing import ExchangeRates, UomConverter
 
 __all__ = [
@@ -430,9 +432,6 @@ def load_tolerance_policy(
             is expected, an unknown key...) with its path.
         OSError: the file cannot be read.
     """
-    from potrack._files import read_settings
-    from potrack.serialization import make_converter
-
     name, _, _, raw = read_settings(source, text, format)
     if not isinstance(raw, dict):
         raise ValidationError(name, [Problem("", "expected a table of settings")])

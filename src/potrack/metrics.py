@@ -1189,21 +1189,14 @@ def invoice_price_variance(
             billed = ln.unit_price.amount / ln.price_unit
             amounts[(po.supplier_id,)] += (billed - agreed) * ln.quantity
             bases[(po.supplier_id,)] += agreed * ln.quantity
-    rows = tuple(
-        (k, SpendShare(amounts[k].quantize(_CENT), currency, _pct(amounts[k], bases[k])))
-        for k in sorted(bases)
-    )
-    total_amount = sum(amounts.values(), _ZERO)
-    total = SpendShare(
-        total_amount.quantize(_CENT), currency, _pct(total_amount, sum(bases.values(), _ZERO))
-    )
-    return KpiResult(
+    return _variance_result(
         "invoice price variance",
         "(invoice − PO price) × quantity; share = ÷ PO value billed; positive = billed above the PO",
         ("supplier",),
-        rows,
-        total,
-        _excluded(skipped),
+        amounts,
+        bases,
+        currency,
+        skipped,
     )
 
 
@@ -1247,6 +1240,27 @@ def purchase_price_variance(
             paid = ln.unit_price.amount / ln.price_unit
             amounts[k] += (paid - standard.amount) * ln.quantity
             bases[k] += standard.amount * ln.quantity
+    return _variance_result(
+        "purchase price variance",
+        "(PO price − standard) × quantity; share = ÷ standard value; positive = above standard",
+        dims,
+        amounts,
+        bases,
+        currency,
+        skipped,
+    )
+
+
+def _variance_result(
+    name: str,
+    definition: str,
+    dims: tuple[str, ...],
+    amounts: Mapping[tuple[str, ...], Decimal],
+    bases: Mapping[tuple[str, ...], Decimal],
+    currency: str,
+    skipped: Mapping[str, int],
+) -> KpiResult:
+    """A price variance per group: the amount, and its share of the group's base value."""
     rows = tuple(
         (k, SpendShare(amounts[k].quantize(_CENT), currency, _pct(amounts[k], bases[k])))
         for k in sorted(bases)
@@ -1255,14 +1269,7 @@ def purchase_price_variance(
     total = SpendShare(
         total_amount.quantize(_CENT), currency, _pct(total_amount, sum(bases.values(), _ZERO))
     )
-    return KpiResult(
-        "purchase price variance",
-        "(PO price − standard) × quantity; share = ÷ standard value; positive = above standard",
-        dims,
-        rows,
-        total,
-        _excluded(skipped),
-    )
+    return KpiResult(name, definition, dims, rows, total, _excluded(skipped))
 
 
 def _pct(part: Decimal, whole: Decimal) -> Decimal | None:
