@@ -48,12 +48,8 @@ def _state_mib(matcher: BatchMatcher) -> float:
         return sys.getsizeof(obj)
 
     total = size(matcher._ledgers)
-    for ledger in matcher._ledgers.values():
-        total += size(ledger)
-        for state in ledger.values():
-            total += size(state)
-            for name in state.__slots__:
-                total += size(getattr(state, name))
+    for ledger in matcher._ledgers.values():  # one dict of numbers per PO
+        total += size(ledger) + sum(size(value) for value in ledger.values())
     total += size(matcher._numbers)
     for key, value in matcher._numbers.items():
         total += size(key) + sum(size(part) for part in key) + size(value) + size(value[0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -49,6 +50,7 @@ from potrack.records import (
     Role,
 )
 from potrack.testing.samples import T0
+from potrack.testing.synth import Synth
 
 AT = datetime(2026, 2, 1, tzinfo=UTC)
 D = Decimal
@@ -605,6 +607,22 @@ def test_batch_equals_one_by_one_matching() -> None:
         match(docs[4], order, receipts=[docs[0], docs[2]], earlier=[docs[1], docs[3]]),
     ]
     assert batch == singles
+
+
+def test_the_batch_state_stays_out_of_the_garbage_collectors_sight() -> None:
+    """A batch keeps a ledger per PO for the whole run.  As plain dicts of numbers they are never
+    tracked by the garbage collector, which would otherwise scan them again on every full
+    collection — what made long batches slow down."""
+    orders, stream = Synth(seed=3).matching_stream(3_000)
+    batch = BatchMatcher(orders, TolerancePolicy.lenient())
+    for document in stream:
+        batch.feed(document)
+    ledgers = list(batch._ledgers.values())
+    assert len(ledgers) > 1_000
+    assert [ledger for ledger in ledgers if gc.is_tracked(ledger)] == []
+    assert {type(value) for ledger in ledgers for value in ledger.values()} == {Decimal}
+    # Charges billed are kept per charge code beside the lines' numbers.
+    assert any(isinstance(key, str) for ledger in ledgers for key in ledger)
 
 
 # -- simulation -------------------------------------------------------------------------------------------

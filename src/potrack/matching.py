@@ -870,122 +870,70 @@ def _terms(po: PurchaseOrder, supplier: Supplier | None, policy: TolerancePolicy
 # -- the ledger: cumulative quantities per PO line ---------------------------------------------------------
 
 
-class _LineState:
-    """Cumulative quantities and amounts of one PO line (PO unit of measure and currency)."""
-
-    __slots__ = ("accepted", "billed", "billed_amount", "received", "rejected", "returned")
-
-    def __init__(self) -> None:
-        self.received = _ZERO
-        self.returned = _ZERO
-        self.accepted = _ZERO
-        self.rejected = _ZERO
-        self.billed = _ZERO
-        self.billed_amount = _ZERO
-
-    def copy(self) -> _LineState:
-        new = _LineState()
-        new.received, new.returned = self.received, self.returned
-        new.accepted, new.rejected = self.accepted, self.rejected
-        new.billed, new.billed_amount = self.billed, self.billed_amount
-        return new
-
-    @property
-    def net_received(self) -> Decimal:
-        return self.received - self.returned
-
-    @property
-    def net_accepted(self) -> Decimal:
-        return self.accepted - max(_ZERO, self.returned - self.rejected)
+# A ledger is what is known of one PO, kept as one plain dict of numbers: per PO line, its
+# cumulative quantities and amount (PO unit of measure and currency) under the keys
+# ``line_no * _STRIDE + field``; per charge code (a string), the charges billed so far.
+#
+# A dict holding nothing but numbers is never tracked by the garbage collector.  The batch
+# matcher keeps a ledger per PO for the whole run: as objects (an object per PO line) a run of
+# a million invoice lines left 1.4 million objects for every full collection to scan again —
+# the main reason a long batch slowed down.  Missing keys are zero.
+_Ledger = dict[int | str, Decimal]
+_RECEIVED, _RETURNED, _ACCEPTED, _REJECTED, _BILLED, _BILLED_AMOUNT = range(6)
+_STRIDE = 8  # keys per PO line (line numbers are ≥ 1, so lines never share a key)
 
 
-_NO_CHARGES: dict[str, Decimal] = {}  # shared by ledgers without charges; never changed
+def _add(ledger: _Ledger, key: int | str, amount: Decimal) -> None:
+    ledger[key] = ledger.get(key, _ZERO) + amount
 
 
-class _Ledger(dict[int, _LineState]):
-    """What is known of one PO: its lines' cumulative state by line number, and the charges
-    billed so far per charge code.
-
-    Compact on purpose — the batch matcher keeps one per PO for the whole run, so it holds no
-    PO and as few objects as it can (one dict, one small object per line; the charges dict
-    only once a charge is billed), which also keeps the garbage collector's work down.
-    """
-
-    __slots__ = ("charges",)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.charges: dict[str, Decimal] = _NO_CHARGES
-
-    def line(self, line_no: int) -> _LineState:
-        found = self.get(line_no)
-        if found is None:
-            found = self[line_no] = _LineState()
-        return found
-
-    def add_charge(self, code: str, amount: Decimal) -> None:
-        if self.charges is _NO_CHARGES:
-            self.charges = {}
-        self.charges[code] = self.charges.get(code, _ZERO) + amount
-
-    def receive(self, receipt: GoodsReceipt, terms: _Terms, uom: UomConverter | None) -> None:
-        """Add a receipt's quantities (converted to the PO lines' units first, so that a missing
-        conversion factor raises before anything is added)."""
-        factors = None
-        for rl in receipt.lines:
-            if rl.uom is not None:
-                factors = [_factor(terms, r.line_no, r.uom, uom) for r in receipt.lines]
-                break
-        lines = self
-        for i, rl in enumerate(receipt.lines):
-            state = lines.get(rl.line_no)
-            if state is None:
-                state = lines[rl.line_no] = _LineState()
-            if factors is None or factors[i] is _ONE:
-                state.received += rl.received
-                if rl.rejected:
-                    state.rejected += rl.rejected
-                # Uninspected goods count for 3-way; 4-way waits for the inspection.
-                if rl.accepted is not None:
-                    state.accepted += rl.accepted
-            else:
-                factor = factors[i]
-                state.received += rl.received * factor
-                if rl.rejected:
-                    state.rejected += rl.rejected * factor
-                if rl.accepted is not None:
-                    state.accepted += rl.accepted * factor
-
-    def give_back(self, ret: GoodsReturn) -> None:
-        for rl in ret.lines:
-            self.line(rl.line_no).returned += rl.quantity
-
-    def bill(
-        self, invoice: Invoice, terms: _Terms, uom: UomConverter | None, sign: int | None = None
-    ) -> None:
-        """Add an invoice (or subtract a credit memo) to the cumulative state."""
-        if sign is None:
-            sign = -1 if invoice.kind is _CREDIT_MEMO else 1
-        rate = invoice.exchange_rate or _ONE
-        known = terms.lines
-        lines = self
-        for ln in invoice.lines:
-            no = ln.po_line_no
-            if no is None or no not in known:
-                continue
-            state = lines.get(no) or self.line(no)
-            quantity = (
-                ln.quantity if ln.uom is None else ln.quantity * _factor(terms, no, ln.uom, uom)
+def _receive(
+    ledger: _Ledger, receipt: GoodsReceipt, terms: _Terms, uom: UomConverter | None
+) -> None:
+    """Add a receipt's quantities (converted to the PO lines' units first, so that a missing
+    conversion factor raises before anything is added)."""
+    factors = None
+    for rl in receipt.lines:
+        if rl.uom is not None:
+            factors = [_factor(terms, r.line_no, r.uom, uom) for r in receipt.lines]
+            break
+    get = ledger.get
+    for i, rl in enumerate(receipt.lines):
+        factor = _ONE if factors is None else factors[i]
+        base = rl.line_no * _STRIDE
+        key = base + _RECEIVED
+        ledger[key] = get(key, _ZERO) + (rl.received if factor is _ONE else rl.received * factor)
+        if rl.rejected:
+            key = base + _REJECTED
+            ledger[key] = get(key, _ZERO) + rl.rejected * factor
+        # Uninspected goods count for 3-way; 4-way waits for the inspection.
+        if rl.accepted is not None:
+            key = base + _ACCEPTED
+            ledger[key] = get(key, _ZERO) + (
+                rl.accepted if factor is _ONE else rl.accepted * factor
             )
-            amount = _net(ln) if rate is _ONE else _net(ln) * rate
-            if sign > 0:
-                state.billed += quantity
-                state.billed_amount += amount
-            else:
-                state.billed -= quantity
-                state.billed_amount -= amount
-        for charge in invoice.charges:
-            self.add_charge(charge.code, sign * charge.amount.amount * rate)
+
+
+def _give_back(ledger: _Ledger, ret: GoodsReturn) -> None:
+    for rl in ret.lines:
+        _add(ledger, rl.line_no * _STRIDE + _RETURNED, rl.quantity)
+
+
+def _bill(ledger: _Ledger, invoice: Invoice, terms: _Terms, uom: UomConverter | None) -> None:
+    """Add an invoice (or subtract a credit memo) to the cumulative state."""
+    sign = -1 if invoice.kind is _CREDIT_MEMO else 1
+    rate = invoice.exchange_rate or _ONE
+    known = terms.lines
+    for ln in invoice.lines:
+        no = ln.po_line_no
+        if no is None or no not in known:
+            continue
+        quantity = ln.quantity if ln.uom is None else ln.quantity * _factor(terms, no, ln.uom, uom)
+        amount = _net(ln) if rate is _ONE else _net(ln) * rate
+        _add(ledger, no * _STRIDE + _BILLED, quantity * sign)
+        _add(ledger, no * _STRIDE + _BILLED_AMOUNT, amount * sign)
+    for charge in invoice.charges:
+        _add(ledger, charge.code, sign * charge.amount.amount * rate)
 
 
 def _net(ln: InvoiceLine) -> Decimal:
@@ -1260,16 +1208,16 @@ def match(
     """
     policy = policy or TolerancePolicy()
     terms = _terms(po, supplier, policy)
-    ledger = _Ledger()
+    ledger: _Ledger = {}
     for receipt in receipts:
         if receipt.po_id == po.id:
-            ledger.receive(receipt, terms, uom)
+            _receive(ledger, receipt, terms, uom)
     for ret in returns:
         if ret.po_id == po.id:
-            ledger.give_back(ret)
+            _give_back(ledger, ret)
     for inv in earlier:
         if inv.id != invoice.id and inv.po_id == po.id:
-            ledger.bill(inv, terms, uom)
+            _bill(ledger, inv, terms, uom)
     return _evaluate(
         invoice, terms, ledger, policy, tuple(overrides), uom, rates, supplier_invoices
     )
@@ -1354,7 +1302,7 @@ def _evaluate(
     tax_known = True
     plain = factors is None and billing_rate is _ONE  # no conversion of units or currency
     known = terms.lines
-    states = ledger
+    get = ledger.get
     for ln in invoice.lines:
         start = len(found)
         no = ln.po_line_no
@@ -1403,9 +1351,11 @@ def _evaluate(
             )
             continue
         assert no is not None  # a known PO line
-        state = states.get(no)
-        if state is None:
-            state = states[no] = _LineState()
+        base = no * _STRIDE
+        billed_key = base + _BILLED
+        amount_key = base + _BILLED_AMOUNT
+        billed = get(billed_key, _ZERO)
+        billed_amount = get(amount_key, _ZERO)
         if plain:
             factor = _ONE
             qty = ln.quantity
@@ -1415,9 +1365,9 @@ def _evaluate(
             qty = ln.quantity if factor is _ONE else ln.quantity * factor
             amount_po = amount if billing_rate is _ONE else amount * billing_rate
         if credit:
-            _credit_checks(found, ln, t, state, qty, amount_po, po_cur)
-            state.billed -= qty
-            state.billed_amount -= amount_po
+            _credit_checks(found, ln, t, billed, billed_amount, qty, amount_po, po_cur)
+            ledger[billed_key] = billed - qty
+            ledger[amount_key] = billed_amount - amount_po
         else:
             if rate is not None:
                 price = ln.unit_price.amount
@@ -1441,11 +1391,13 @@ def _evaluate(
                         inv_line=ln.line_no,
                         po_line=no,
                     )
-                billed_after = state.billed + qty
+                billed_after = billed + qty
                 if t.needs_receipt:
-                    beyond = billed_after - state.received + state.returned
+                    beyond = (
+                        billed_after - get(base + _RECEIVED, _ZERO) + get(base + _RETURNED, _ZERO)
+                    )
                     if beyond > 0 or t.four_way or (beyond and t.received_lower):
-                        _receipt_checks(found, t, state, billed_after, ln.line_no, po_cur)
+                        _receipt_checks(found, t, ledger, billed_after, ln.line_no, po_cur)
                 over = billed_after - t.quantity
                 if over and (over > 0 or t.ordered_lower):
                     _test(
@@ -1467,7 +1419,7 @@ def _evaluate(
                         t.amount_tol,
                         _CODE_AMOUNT,
                         t.amount,
-                        state.billed_amount + amount_po,
+                        billed_amount + amount_po,
                         po_cur,
                         currency=po_cur,
                         inv_line=ln.line_no,
@@ -1490,8 +1442,8 @@ def _evaluate(
                         inv_line=ln.line_no,
                         po_line=no,
                     )
-            state.billed += qty
-            state.billed_amount += amount_po
+            ledger[billed_key] = billed + qty
+            ledger[amount_key] = billed_amount + amount_po
         if t.tax_rate:
             taxed += booked * t.tax_rate  # × rate %: divided by 100 once, below (exact)
         if len(found) == start:
@@ -1536,7 +1488,7 @@ def _evaluate(
         for charge in invoice.charges:
             value = charge.amount.amount
             charges_total += value
-            ledger.add_charge(charge.code, sign * value)
+            _add(ledger, charge.code, sign * value)
     else:
         charges_total = _ZERO
     tax_check = terms.tax_tol
@@ -1581,17 +1533,16 @@ def _evaluate(
                 cur,
                 currency=cur,
             )
-    return _conclude(invoice, po, results, blocking, header, overrides, policy)
+    return _conclude(invoice, po, results, blocking, header, overrides, policy, rounded_to)
 
 
-_EMPTY = _LineState()
 _RECEIPT_CODES = (_CODE_QUANTITY_RECEIVED, _CODE_QUANTITY_ACCEPTED)
 
 
 def _receipt_checks(
     findings: list[Finding],
     t: _LineTerms,
-    state: _LineState,
+    ledger: _Ledger,
     billed_after: Decimal,
     inv_line: int,
     po_cur: str,
@@ -1601,7 +1552,10 @@ def _receipt_checks(
     An excess is *awaiting receipt* while the billed quantity is within the order (the goods may
     still come); beyond the order it is over-billing.
     """
-    over = billed_after - (state.received - state.returned)
+    base = t.line_no * _STRIDE
+    get = ledger.get
+    returned = get(base + _RETURNED, _ZERO)
+    over = billed_after - (get(base + _RECEIVED, _ZERO) - returned)
     if over and (over > 0 or t.received_lower):
         _test(
             findings,
@@ -1618,7 +1572,9 @@ def _receipt_checks(
             awaiting=over > 0 and billed_after <= t.quantity,
         )
     if t.four_way:
-        accepted = state.net_accepted
+        # Accepted after inspection, less returns beyond what was rejected.
+        rejected = get(base + _REJECTED, _ZERO)
+        accepted = get(base + _ACCEPTED, _ZERO) - max(_ZERO, returned - rejected)
         if billed_after != accepted:
             over = billed_after - accepted
             _test(
@@ -1655,12 +1611,12 @@ def _recheck(
     results: list[LineResult] = []
     blocking: list[Finding] = []
     own: dict[int, Decimal] = {}
-    by_no = {ln.line_no: ln for ln in invoice.lines}
     credit = invoice.kind is _CREDIT_MEMO
     cur = invoice.currency
     exponent = quantum(cur)
     rounded_to = _quantizer(policy.rounding)
-    for lr in previous.lines:
+    # The first evaluation gave one line result per invoice line, in the invoice's order.
+    for lr, ln in zip(previous.lines, invoice.lines, strict=True):
         t = terms.lines.get(lr.po_line_no) if lr.po_line_no is not None else None
         if t is None or not t.needs_receipt or credit:
             results.append(lr)
@@ -1669,18 +1625,19 @@ def _recheck(
                     blocking.append(f)
             continue
         # Findings keep the order the first evaluation gave: price, receipts, then the rest.
-        kept = [f for f in lr.findings if f.code is _CODE_PRICE]
-        rest = [
-            f for f in lr.findings if f.code is not _CODE_PRICE and f.code not in _RECEIPT_CODES
-        ]
-        ln = by_no[lr.invoice_line_no]
+        kept: list[Finding] = []
+        rest: list[Finding] = []
+        for f in lr.findings:
+            if f.code is _CODE_PRICE:
+                kept.append(f)
+            elif f.code not in _RECEIPT_CODES:
+                rest.append(f)
         q = ln.quantity * (_factor(terms, t.line_no, ln.uom, uom) if ln.uom else _ONE)
         own[t.line_no] = own.get(t.line_no, _ZERO) + q
-        state = ledger.get(t.line_no) or _EMPTY
         _receipt_checks(
             kept,
             t,
-            state,
+            ledger,
             billed_before.get(t.line_no, _ZERO) + own[t.line_no],
             lr.invoice_line_no,
             terms.currency,
@@ -1702,49 +1659,53 @@ def _recheck(
                 cur,
             )
         )
-    return _conclude(invoice, terms.po, results, blocking, list(previous.header), (), policy)
+    return _conclude(
+        invoice, terms.po, results, blocking, list(previous.header), (), policy, rounded_to
+    )
 
 
 def _credit_checks(
     findings: list[Finding],
     ln: InvoiceLine,
     t: _LineTerms,
-    state: _LineState,
+    billed: Decimal,
+    billed_amount: Decimal,
     qty: Decimal,
     amount_po: Decimal,
     po_cur: str,
 ) -> None:
-    """A credit memo may not credit more than was invoiced (net of earlier credits)."""
-    if qty > state.billed:
+    """A credit memo may not credit more than was invoiced (net of earlier credits):
+    ``billed`` and ``billed_amount`` are the PO line's so far."""
+    if qty > billed:
         findings.append(
             Finding(
                 code=FindingCode.OVER_CREDIT,
                 severity=_BLOCK,
                 invoice_line_no=ln.line_no,
                 po_line_no=t.line_no,
-                expected=state.billed,
+                expected=billed,
                 actual=qty,
                 unit=t.uom,
-                variance=qty - state.billed,
+                variance=qty - billed,
                 detail=(
                     f"credits {qty.normalize():f} {t.uom} but only "
-                    f"{state.billed.normalize():f} is invoiced and not yet credited"
+                    f"{billed.normalize():f} is invoiced and not yet credited"
                 ),
             )
         )
-    elif amount_po > state.billed_amount:
+    elif amount_po > billed_amount:
         findings.append(
             Finding(
                 code=FindingCode.OVER_CREDIT,
                 severity=_BLOCK,
                 invoice_line_no=ln.line_no,
                 po_line_no=t.line_no,
-                expected=state.billed_amount,
+                expected=billed_amount,
                 actual=amount_po,
                 unit=po_cur,
-                variance=amount_po - state.billed_amount,
+                variance=amount_po - billed_amount,
                 detail=(
-                    f"credits {amount_po:f} {po_cur} but only {state.billed_amount:f} {po_cur} is "
+                    f"credits {amount_po:f} {po_cur} but only {billed_amount:f} {po_cur} is "
                     "invoiced and not yet credited"
                 ),
             )
@@ -1767,7 +1728,7 @@ def _charges(
     for code in sorted(billed) if len(billed) > 1 else billed:
         before = len(header)
         agreed = terms.charges.get(code, _ZERO)
-        after = ledger.charges.get(code, _ZERO) + billed[code]
+        after = ledger.get(code, _ZERO) + billed[code]
         _test(header, gate, _CODE_CHARGES, agreed, after, cur, currency=cur)
         if len(header) > before:
             f = header[-1]
@@ -1870,7 +1831,10 @@ def _duplicates(invoice: Invoice, others: Iterable[Invoice]) -> list[Finding]:
 
 
 def _only_waiting(blocking: Sequence[Finding]) -> bool:
-    return bool(blocking) and all(f.awaiting_receipt for f in blocking)
+    for f in blocking:
+        if not f.awaiting_receipt:
+            return False
+    return bool(blocking)
 
 
 def _status(
@@ -1947,8 +1911,10 @@ def _conclude(
     header: list[Finding],
     overrides: tuple[Override, ...],
     policy: TolerancePolicy,
+    rounded_to: Any,
 ) -> MatchResult:
-    """The invoice's status and what may be paid now, from its settled lines and header findings."""
+    """The invoice's status and what may be paid now, from its settled lines and header findings
+    (``rounded_to`` is the policy rounding's quantizer)."""
     cur = invoice.currency
     is_invoice = invoice.kind is _INVOICE
     header_findings = tuple(header)
@@ -1980,7 +1946,7 @@ def _conclude(
         payable_value = min(sum((lr.payable for lr in lines), _ZERO), total)
     else:
         payable_value = _ZERO
-    payable_value = _quantizer(policy.rounding)(payable_value, quantum(cur))
+    payable_value = rounded_to(payable_value, quantum(cur))
     if payable_value == total:
         pay_now, held = invoice.total, _zero_money(cur)
     elif not payable_value:
@@ -2029,8 +1995,7 @@ def _waits_for_goods(result: MatchResult) -> bool:
     return False
 
 
-@attrs.frozen
-class _Waiting:
+class _Waiting(NamedTuple):
     """An invoice waiting for goods: its last result and what was billed before it."""
 
     invoice: Invoice
@@ -2095,12 +2060,6 @@ class BatchMatcher:
             cache.popitem(last=False)  # the oldest: POs are busy in the weeks after they are made
         return terms
 
-    def _ledger(self, po_id: str) -> _Ledger:
-        ledger = self._ledgers.get(po_id)
-        if ledger is None:
-            ledger = self._ledgers[po_id] = _Ledger()
-        return ledger
-
     def feed(self, document: GoodsReceipt | GoodsReturn | Invoice) -> list[MatchResult]:
         """Take one document; return the match results it produces: one for an invoice, one per
         invoice it releases (or leaves waiting) for a receipt, none for a return.
@@ -2116,22 +2075,22 @@ class BatchMatcher:
                 raise ValidationError("invoice", [Problem("po_id", f"{document.id} names no PO")])
             ledger = self._ledgers.get(po_id)
             if ledger is None:
-                ledger = self._ledgers[po_id] = _Ledger()
+                ledger = self._ledgers[po_id] = {}
             return [self._match(document, self._terms_of(po_id), ledger, None)]
         if isinstance(document, GoodsReceipt):
             po_id = document.po_id
             terms = self._terms_of(po_id)
             ledger = self._ledgers.get(po_id)
             if ledger is None:
-                ledger = self._ledgers[po_id] = _Ledger()
-            ledger.receive(document, terms, self.uom)
+                ledger = self._ledgers[po_id] = {}
+            _receive(ledger, document, terms, self.uom)
             waiting = self._waiting.pop(po_id, None)
             if not waiting:
                 return []
             return [self._match(e.invoice, terms, ledger, e) for e in waiting.values()]
         if isinstance(document, GoodsReturn):
             self._terms_of(document.po_id)  # the PO must be known
-            self._ledger(document.po_id).give_back(document)
+            _give_back(self._ledgers.setdefault(document.po_id, {}), document)
             return []
         raise TypeError(f"expected a receipt, return or invoice, got {type(document).__name__}")
 
@@ -2149,7 +2108,21 @@ class BatchMatcher:
                     invoice, result, waiting.billed_before
                 )
             return result
-        key = self._number_key(invoice)
+        # Duplicates: the first invoice of the supplier with the same number — or, without
+        # a number, the same date and amount.  Only its id and number are kept.
+        numbered = unnumbered = None
+        first: Invoice | None = None
+        if invoice.kind is not _CREDIT_MEMO:
+            if invoice.number:
+                numbered = (invoice.supplier_id, normalize_invoice_number(invoice.number))
+                seen = self._numbers.get(numbered)
+                if seen is not None:
+                    first = rebuild(invoice, {"id": InvoiceId(seen[0]), "number": seen[1]})
+            else:
+                unnumbered = (invoice.supplier_id, invoice.invoice_date, invoice.total)
+                seen_id = self._by_date_amount.get(unnumbered)
+                if seen_id is not None:
+                    first = rebuild(invoice, {"id": InvoiceId(seen_id)})
         result = _evaluate(
             invoice,
             terms,
@@ -2158,7 +2131,7 @@ class BatchMatcher:
             (),
             self.uom,
             self.rates,
-            self._duplicates_of(invoice, key),
+            () if first is None else (first,),
         )
         if result.status is not _MATCHED and _waits_for_goods(result):
             # Held on quantities received: match it again when a receipt for the PO arrives,
@@ -2166,7 +2139,11 @@ class BatchMatcher:
             self._waiting.setdefault(po_id, {})[invoice.id] = _Waiting(
                 invoice, result, self._billed_before(invoice, terms, ledger)
             )
-        self._remember(invoice, key)
+        if first is None:  # remembered once matched: an invoice refused changes nothing
+            if numbered is not None:
+                self._numbers[numbered] = (invoice.id, invoice.number or "")
+            elif unnumbered is not None:
+                self._by_date_amount[unnumbered] = invoice.id
         return result
 
     def _billed_before(
@@ -2179,35 +2156,7 @@ class BatchMatcher:
             if no is not None and no in terms.lines:
                 factor = _factor(terms, no, ln.uom, self.uom) if ln.uom is not None else _ONE
                 own[no] = own.get(no, _ZERO) + ln.quantity * factor
-        return {no: ledger[no].billed - quantity for no, quantity in own.items()}
-
-    @staticmethod
-    def _number_key(invoice: Invoice) -> tuple[str, str] | None:
-        if invoice.kind is _CREDIT_MEMO or not invoice.number:
-            return None
-        return (invoice.supplier_id, normalize_invoice_number(invoice.number))
-
-    def _duplicates_of(self, invoice: Invoice, key: tuple[str, str] | None) -> list[Invoice]:
-        """A stand-in for the first invoice this one duplicates (only its id and number are kept)."""
-        if invoice.kind is _CREDIT_MEMO:
-            return []
-        if key is not None:
-            seen = self._numbers.get(key)
-            if seen is None:
-                return []
-            return [rebuild(invoice, {"id": InvoiceId(seen[0]), "number": seen[1]})]
-        first = self._by_date_amount.get((invoice.supplier_id, invoice.invoice_date, invoice.total))
-        return [] if first is None else [rebuild(invoice, {"id": InvoiceId(first)})]
-
-    def _remember(self, invoice: Invoice, key: tuple[str, str] | None) -> None:
-        if invoice.kind is _CREDIT_MEMO:
-            return
-        if key is not None:
-            self._numbers.setdefault(key, (invoice.id, invoice.number or ""))
-        else:
-            self._by_date_amount.setdefault(
-                (invoice.supplier_id, invoice.invoice_date, invoice.total), invoice.id
-            )
+        return {no: ledger[no * _STRIDE + _BILLED] - quantity for no, quantity in own.items()}
 
     def run(
         self, documents: Iterable[GoodsReceipt | GoodsReturn | Invoice]
