@@ -47,13 +47,13 @@ def _state_mib(matcher: BatchMatcher) -> float:
         seen.add(id(obj))
         return sys.getsizeof(obj)
 
-    total = size(matcher._ledgers)
-    for ledger in matcher._ledgers.values():  # one dict of numbers per PO
+    total = size(matcher._engine._ledgers)
+    for ledger in matcher._engine._ledgers.values():  # one dict of numbers per PO
         total += size(ledger) + sum(size(value) for value in ledger.values())
-    total += size(matcher._numbers)
-    for key, value in matcher._numbers.items():
+    total += size(matcher._engine._numbers)
+    for key, value in matcher._engine._numbers.items():
         total += size(key) + sum(size(part) for part in key) + size(value) + size(value[0])
-    total += size(matcher._waiting) + size(matcher._terms)
+    total += size(matcher._engine._waiting) + size(matcher._engine._terms)
     return total / 2**20
 
 

@@ -617,7 +617,7 @@ def test_the_batch_state_stays_out_of_the_garbage_collectors_sight() -> None:
     batch = BatchMatcher(orders, TolerancePolicy.lenient())
     for document in stream:
         batch.feed(document)
-    ledgers = list(batch._ledgers.values())
+    ledgers = list(batch._engine._ledgers.values())
     assert len(ledgers) > 1_000
     assert [ledger for ledger in ledgers if gc.is_tracked(ledger)] == []
     assert {type(value) for ledger in ledgers for value in ledger.values()} == {Decimal}

@@ -45,20 +45,18 @@ and every finding names the rule that applied.
 
 from __future__ import annotations
 
-import decimal
 import enum
 import re
-from collections import OrderedDict, defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import date, datetime
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import attrs
 from moneyed import Money
 
-from potrack._fast import rebuild
 from potrack._files import read_settings
 from potrack.events import RecordMatch
 from potrack.exceptions import NotPermittedError, Problem, ValidationError
@@ -68,8 +66,6 @@ from potrack.money import (
     format_money,
     format_percent,
     format_quantity,
-    quantum,
-    round_amount,
 )
 from potrack.records import (
     Actor,
@@ -79,12 +75,9 @@ from potrack.records import (
     Invoice,
     InvoiceId,
     InvoiceKind,
-    InvoiceLine,
     InvoiceStatus,
-    LineType,
     MatchLevel,
     PurchaseOrder,
-    PurchaseOrderLine,
     Role,
     Supplier,
 )
@@ -106,6 +99,7 @@ __all__ = [
     "TolerancePolicy",
     "ToleranceRule",
     "compare_simulations",
+    "engine",
     "load_tolerance_policy",
     "match",
     "normalize_invoice_number",
@@ -731,242 +725,6 @@ class MatchResult(NamedTuple):
         )
 
 
-# -- what a PO asks: its terms, resolved once per PO ----------------------------------------------------
-
-
-class _LineTerms(NamedTuple):
-    """One PO line's terms as matching reads them, with its resolved level and gates.
-
-    Built once per PO, for every line: a tuple, because building a tuple is several times cheaper
-    than setting the slots of an object.
-    """
-
-    line: PurchaseOrderLine
-    line_no: int
-    price: Decimal
-    price_unit: Decimal
-    quantity: Decimal
-    uom: str
-    tax_rate: Decimal | None
-    level: MatchLevel
-    needs_receipt: bool
-    four_way: bool
-    price_tol: _Gate | None
-    received_tol: _Gate | None
-    ordered_tol: _Gate | None
-    accepted_tol: _Gate | None
-    amount_tol: _Gate | None
-    date_tol: _Gate | None
-    received_lower: bool
-    """Whether billing less than received is checked at all (usually not)."""
-    ordered_lower: bool
-    """Whether billing less than ordered is checked at all (usually not)."""
-
-    @property
-    def per_unit(self) -> Decimal:
-        """The PO price of one unit (the price divided by the price unit)."""
-        return self.price if self.price_unit == _ONE else self.price / self.price_unit
-
-    @property
-    def amount(self) -> Decimal:
-        """The PO line's net amount."""
-        return self.quantity * self.per_unit
-
-    @property
-    def expected(self) -> date | None:
-        """When the goods are expected: the promised date, else the requested one."""
-        return self.line.promised_date or self.line.requested_date
-
-
-_tuple_new = tuple.__new__
-_QUANTIZERS: dict[str, Any] = {}
-
-
-def _quantizer(rounding: Rounding) -> Any:
-    """``Context.quantize`` of a private context with ``rounding`` (twice as fast as
-    ``Decimal.quantize(..., rounding=...)``, and independent of the thread's context)."""
-    mode = rounding._value_  # .value is a Python property; _value_ a plain attribute
-    found = _QUANTIZERS.get(mode)
-    if found is None:
-        found = _QUANTIZERS[mode] = decimal.Context(prec=34, rounding=mode).quantize
-    return found
-
-
-_FOUR_WAY = MatchLevel.FOUR_WAY
-_TWO_WAY = MatchLevel.TWO_WAY
-_SERVICE = LineType.SERVICE
-_CREDIT_MEMO = InvoiceKind.CREDIT_MEMO
-_INVOICE = InvoiceKind.INVOICE
-_BLOCK = Severity.BLOCK
-_WARN = Severity.WARN
-_INFO = Severity.INFO
-_MATCHED = InvoiceStatus.MATCHED
-_WITHIN = InvoiceStatus.MATCHED_WITHIN_TOLERANCE
-_HELD = InvoiceStatus.HELD
-_AWAITING = InvoiceStatus.AWAITING_RECEIPT
-_CODE_PRICE = FindingCode.PRICE
-_CODE_QUANTITY_ORDERED = FindingCode.QUANTITY_ORDERED
-_CODE_AMOUNT = FindingCode.AMOUNT
-_CODE_DATE = FindingCode.DATE
-_CODE_QUANTITY_RECEIVED = FindingCode.QUANTITY_RECEIVED
-_CODE_QUANTITY_ACCEPTED = FindingCode.QUANTITY_ACCEPTED
-_CODE_CURRENCY = FindingCode.CURRENCY
-_CODE_TAX = FindingCode.TAX
-_CODE_HEADER_TOTAL = FindingCode.HEADER_TOTAL
-_CODE_CHARGES = FindingCode.CHARGES
-
-
-class _Terms(NamedTuple):
-    """A PO's terms as matching needs them (a tuple: built once per PO, cheaply)."""
-
-    po: PurchaseOrder
-    currency: str
-    lines: dict[int, _LineTerms]
-    charges: dict[str, Decimal]
-    """Agreed charges per charge code."""
-    charges_tol: _Gate | None
-    tax_tol: _Gate | None
-    total_tol: _Gate | None
-
-
-def _terms(po: PurchaseOrder, supplier: Supplier | None, policy: TolerancePolicy) -> _Terms:
-    """The terms of ``po``: each line's price, quantity, level and resolved tolerances."""
-    resolver = _RESOLVERS.get(id(policy))
-    if resolver is None or resolver.policy is not policy:
-        resolver = _resolver(policy)
-    default = po.match_level or (supplier.match_level if supplier else None) or policy.default_level
-    supplier_id = po.supplier_id
-    scoped = resolver.line_checks if resolver.ordered else None
-    checks = resolver.default_checks
-    lines: dict[int, _LineTerms] = {}
-    for ln in po.lines:
-        level = ln.match_level or default
-        if scoped is not None:
-            checks = scoped(ln.item, supplier_id, ln.category)
-        lines[ln.line_no] = _tuple_new(
-            _LineTerms,
-            (
-                ln,
-                ln.line_no,
-                ln.unit_price.amount,
-                ln.price_unit,
-                ln.quantity,
-                ln.uom,
-                ln.tax_rate,
-                level,
-                level is not _TWO_WAY and ln.line_type is not _SERVICE,
-                level is _FOUR_WAY,
-                *checks,
-            ),
-        )
-    agreed: dict[str, Decimal] = {}
-    for charge in po.charges:
-        agreed[charge.code] = agreed.get(charge.code, _ZERO) + charge.amount.amount
-    return _tuple_new(
-        _Terms, (po, po.currency, lines, agreed, *resolver.header_checks(supplier_id))
-    )
-
-
-# -- the ledger: cumulative quantities per PO line ---------------------------------------------------------
-
-
-# A ledger is what is known of one PO, kept as one plain dict of numbers: per PO line, its
-# cumulative quantities and amount (PO unit of measure and currency) under the keys
-# ``line_no * _STRIDE + field``; per charge code (a string), the charges billed so far.
-#
-# A dict holding nothing but numbers is never tracked by the garbage collector.  The batch
-# matcher keeps a ledger per PO for the whole run: as objects (an object per PO line) a run of
-# a million invoice lines left 1.4 million objects for every full collection to scan again —
-# the main reason a long batch slowed down.  Missing keys are zero.
-_Ledger = dict[int | str, Decimal]
-_RECEIVED, _RETURNED, _ACCEPTED, _REJECTED, _BILLED, _BILLED_AMOUNT = range(6)
-_STRIDE = 8  # keys per PO line (line numbers are ≥ 1, so lines never share a key)
-
-
-def _add(ledger: _Ledger, key: int | str, amount: Decimal) -> None:
-    ledger[key] = ledger.get(key, _ZERO) + amount
-
-
-def _receive(
-    ledger: _Ledger, receipt: GoodsReceipt, terms: _Terms, uom: UomConverter | None
-) -> None:
-    """Add a receipt's quantities (converted to the PO lines' units first, so that a missing
-    conversion factor raises before anything is added)."""
-    factors = None
-    for rl in receipt.lines:
-        if rl.uom is not None:
-            factors = [_factor(terms, r.line_no, r.uom, uom) for r in receipt.lines]
-            break
-    get = ledger.get
-    for i, rl in enumerate(receipt.lines):
-        factor = _ONE if factors is None else factors[i]
-        base = rl.line_no * _STRIDE
-        key = base + _RECEIVED
-        ledger[key] = get(key, _ZERO) + (rl.received if factor is _ONE else rl.received * factor)
-        if rl.rejected:
-            key = base + _REJECTED
-            ledger[key] = get(key, _ZERO) + rl.rejected * factor
-        # Uninspected goods count for 3-way; 4-way waits for the inspection.
-        if rl.accepted is not None:
-            key = base + _ACCEPTED
-            ledger[key] = get(key, _ZERO) + (
-                rl.accepted if factor is _ONE else rl.accepted * factor
-            )
-
-
-def _give_back(ledger: _Ledger, ret: GoodsReturn) -> None:
-    for rl in ret.lines:
-        _add(ledger, rl.line_no * _STRIDE + _RETURNED, rl.quantity)
-
-
-def _bill(ledger: _Ledger, invoice: Invoice, terms: _Terms, uom: UomConverter | None) -> None:
-    """Add an invoice (or subtract a credit memo) to the cumulative state."""
-    sign = -1 if invoice.kind is _CREDIT_MEMO else 1
-    rate = invoice.exchange_rate or _ONE
-    known = terms.lines
-    for ln in invoice.lines:
-        no = ln.po_line_no
-        if no is None or no not in known:
-            continue
-        quantity = ln.quantity if ln.uom is None else ln.quantity * _factor(terms, no, ln.uom, uom)
-        amount = _net(ln) if rate is _ONE else _net(ln) * rate
-        _add(ledger, no * _STRIDE + _BILLED, quantity * sign)
-        _add(ledger, no * _STRIDE + _BILLED_AMOUNT, amount * sign)
-    for charge in invoice.charges:
-        _add(ledger, charge.code, sign * charge.amount.amount * rate)
-
-
-def _net(ln: InvoiceLine) -> Decimal:
-    if ln.amount is not None:
-        return ln.amount.amount
-    value = ln.quantity * ln.unit_price.amount
-    return value if ln.price_unit == _ONE else value / ln.price_unit
-
-
-def _factor(terms: _Terms, line_no: int, given: str | None, uom: UomConverter | None) -> Decimal:
-    """How many of the PO line's units one ``given`` unit is (1 when the same or unknown line)."""
-    if given is None:
-        return _ONE
-    line = terms.lines.get(line_no)
-    if line is None or given == line.uom:
-        return _ONE
-    factor = uom.factor(given, line.uom, line.line.item) if uom is not None else None
-    if factor is None:
-        raise ValidationError(
-            "unit of measure",
-            [
-                Problem(
-                    f"line {line_no}",
-                    f"quantity in {given} but the PO line is in {line.uom}, and no conversion factor "
-                    "is known (give a UomConverter)",
-                )
-            ],
-        )
-    return factor
-
-
-# -- matching -----------------------------------------------------------------------------------------------
-
 _DUP_STRIP = re.compile(r"[^0-9A-Z]")
 _LEADING_ZEROS = re.compile(r"(?<![0-9])0+(?=[0-9])")
 
@@ -980,198 +738,6 @@ def normalize_invoice_number(number: str) -> str:
     """
     kept = _DUP_STRIP.sub("", number.upper())
     return _LEADING_ZEROS.sub("", kept) if "0" in kept else kept
-
-
-_LINE_CHECKS = (
-    Check.UNIT_PRICE,
-    Check.QUANTITY_RECEIVED,
-    Check.QUANTITY_ORDERED,
-    Check.QUANTITY_ACCEPTED,
-    Check.LINE_AMOUNT,
-    Check.DATE,
-)
-
-
-class _Gate:
-    """A resolved tolerance and the rule it came from, laid out for the hot path."""
-
-    __slots__ = ("both", "lower", "lower_blocks", "rule", "upper", "upper_blocks")
-
-    def __init__(self, tolerance: Tolerance, rule: str) -> None:
-        self.upper = tolerance.upper
-        self.lower = tolerance.lower
-        self.upper_blocks = tolerance.upper_blocks
-        self.lower_blocks = tolerance.lower_blocks
-        self.both = tolerance.combine == "both"
-        self.rule = rule
-
-
-class _Resolver:
-    """Tolerance resolution with a cache per (item, supplier, category)."""
-
-    def __init__(self, policy: TolerancePolicy) -> None:
-        self.policy = policy
-        self.cache: dict[tuple[str | None, str, str], dict[Check, _Gate]] = {}
-        self.ordered = sorted(policy.rules, key=lambda r: r.rank, reverse=True)
-        self.default: dict[Check, _Gate] = {t.check: _Gate(t, "default") for t in policy.tolerances}
-        self.default_checks = self._checks(self.default)
-        # The line checks' gates in a fixed order, per scope (hashing an Enum member runs
-        # Python code: these lookups happen once per scope, not per line).
-        self.checks: dict[tuple[str | None, str, str], tuple[_Gate | bool | None, ...]] = {}
-        self.headers: dict[str, tuple[_Gate | None, ...]] = {}
-        self.default_header = self._header(self.default)
-
-    @staticmethod
-    def _checks(found: dict[Check, _Gate]) -> tuple[_Gate | bool | None, ...]:
-        gates = tuple(found.get(c) for c in _LINE_CHECKS)
-        received, ordered = gates[1], gates[2]
-        return (
-            *gates,
-            received is not None and received.lower is not None,
-            ordered is not None and ordered.lower is not None,
-        )
-
-    def line_checks(
-        self, item: str | None, supplier: str, category: str
-    ) -> tuple[_Gate | bool | None, ...]:
-        """The line checks' gates, in ``_LINE_CHECKS`` order, then whether the lower sides of
-        the received and ordered checks are set (the tail of a :class:`_LineTerms`)."""
-        if not self.ordered:
-            return self.default_checks
-        key = (item, supplier, category)
-        found = self.checks.get(key)
-        if found is None:
-            found = self._checks(self.for_line(item, supplier, category))
-            if len(self.checks) < 100_000:
-                self.checks[key] = found
-        return found
-
-    def header_checks(self, supplier: str) -> tuple[_Gate | None, ...]:
-        """The header checks' gates (charges, tax, total) for a supplier's invoices."""
-        if not self.ordered:
-            return self.default_header
-        found = self.headers.get(supplier)
-        if found is None:
-            found = self._header(self.for_line(None, supplier, ""))
-            if len(self.headers) < 100_000:
-                self.headers[supplier] = found
-        return found
-
-    @staticmethod
-    def _header(found: dict[Check, _Gate]) -> tuple[_Gate | None, ...]:
-        return (found.get(Check.CHARGES), found.get(Check.TAX), found.get(Check.HEADER_TOTAL))
-
-    def for_line(self, item: str | None, supplier: str, category: str) -> dict[Check, _Gate]:
-        if not self.ordered:
-            return self.default  # no scoped rules: every line gets the default tolerances
-        key = (item, supplier, category)
-        found = self.cache.get(key)
-        if found is None:
-            applying = [r for r in reversed(self.ordered) if r.applies(item, supplier, category)]
-            if not applying:
-                found = self.default  # shared: never mutated
-            else:
-                found = dict(self.default)
-                for rule in applying:  # least specific first: more specific overwrite
-                    for t in rule.tolerances:
-                        found[t.check] = _Gate(t, rule.id)
-            if len(self.cache) < 100_000:
-                self.cache[key] = found
-        return found
-
-
-_RESOLVERS: dict[int, _Resolver] = {}
-
-
-def _resolver(policy: TolerancePolicy) -> _Resolver:
-    found = _RESOLVERS.get(id(policy))
-    if found is None or found.policy is not policy:
-        if len(_RESOLVERS) > 64:
-            _RESOLVERS.clear()
-        found = _RESOLVERS[id(policy)] = _Resolver(policy)
-    return found
-
-
-def _pct(variance: Decimal, expected: Decimal) -> Decimal | None:
-    return None if expected == 0 else variance * _HUNDRED / expected
-
-
-def _test(
-    findings: list[Finding],
-    gate: _Gate | None,
-    code: FindingCode,
-    expected: Decimal,
-    actual: Decimal,
-    unit: str,
-    *,
-    value: Decimal | None = None,
-    quantity: Decimal | None = None,
-    currency: str = "",
-    inv_line: int | None = None,
-    po_line: int | None = None,
-    awaiting: bool = False,
-) -> None:
-    """Compare ``actual`` with ``expected`` under a tolerance and record a finding if they differ.
-
-    ``value`` is the money measure of the variance (the variance itself for money checks),
-    ``quantity`` the unit measure (for quantity checks and days).
-    """
-    if gate is None:
-        return  # the check is off
-    variance = actual - expected
-    if not variance:
-        return
-    upper = variance > 0
-    side = gate.upper if upper else gate.lower
-    if side is None:
-        return  # that side is not checked
-    pct = None if not expected else variance * _HUNDRED / expected
-    breach = _breached(
-        side,
-        gate.both,
-        abs(value if value is not None else variance),
-        None if pct is None else abs(pct),
-        None if quantity is None else abs(quantity),
-    )
-    blocks = gate.upper_blocks if upper else gate.lower_blocks
-    severity = (_BLOCK if blocks else _WARN) if breach else _INFO
-    findings.append(
-        _tuple_new(
-            Finding,
-            (
-                code,
-                severity,
-                inv_line,
-                po_line,
-                expected,
-                actual,
-                unit,
-                variance,
-                pct,
-                value if currency else None,
-                currency if value is not None else "",
-                _describe(side),
-                gate.rule,
-                "",
-                None,
-                awaiting and breach,
-            ),
-        )
-    )
-
-
-_LIMIT_TEXT: dict[int, tuple[Limit, str]] = {}
-
-
-def _describe(limit: Limit) -> str:
-    # Keyed by identity (hashing a Limit hashes its Decimals); the Limit is kept alongside so
-    # its id cannot be reused by another object while cached.
-    found = _LIMIT_TEXT.get(id(limit))
-    if found is None or found[0] is not limit:
-        if len(_LIMIT_TEXT) > 10_000:
-            _LIMIT_TEXT.clear()
-        found = _LIMIT_TEXT[id(limit)] = (limit, limit.describe())
-    return found[1]
 
 
 def match(
@@ -1206,801 +772,36 @@ def match(
         ValidationError: the invoice is for another PO or supplier, or a quantity is in a unit
             without a conversion factor.
     """
-    policy = policy or TolerancePolicy()
-    terms = _terms(po, supplier, policy)
-    ledger: _Ledger = {}
-    for receipt in receipts:
-        if receipt.po_id == po.id:
-            _receive(ledger, receipt, terms, uom)
-    for ret in returns:
-        if ret.po_id == po.id:
-            _give_back(ledger, ret)
-    for inv in earlier:
-        if inv.id != invoice.id and inv.po_id == po.id:
-            _bill(ledger, inv, terms, uom)
-    return _evaluate(
-        invoice, terms, ledger, policy, tuple(overrides), uom, rates, supplier_invoices
+    from potrack._matchcore import match_one  # the engine (compiled when the build could)
+
+    return match_one(
+        invoice,
+        po,
+        receipts,
+        returns,
+        earlier,
+        supplier_invoices,
+        policy or TolerancePolicy(),
+        supplier,
+        tuple(overrides),
+        uom,
+        rates,
     )
 
 
-_OK = (_MATCHED, _WITHIN)
+def engine() -> str:
+    """Which matching engine this installation runs: ``"compiled"`` (the engine module built
+    with mypyc, when the build found a C compiler) or ``"python"``; both give the same results.
 
-
-def _factors(
-    invoice: Invoice, terms: _Terms, uom: UomConverter | None
-) -> dict[int, Decimal] | None:
-    """Per invoice line, the factor to the PO line's unit (None when every line is in it).
-
-    Computed before anything is changed, so that a missing factor changes nothing.
+    >>> engine() in ("compiled", "python")
+    True
     """
-    factors: dict[int, Decimal] | None = None
-    for ln in invoice.lines:
-        if ln.uom is not None and ln.po_line_no is not None:
-            factor = _factor(terms, ln.po_line_no, ln.uom, uom)
-            if factor is not _ONE:
-                if factors is None:
-                    factors = {}
-                factors[ln.line_no] = factor
-    return factors
+    from potrack import _matchcore
+
+    return "python" if _matchcore.__file__.endswith(".py") else "compiled"
 
 
-def _evaluate(
-    invoice: Invoice,
-    terms: _Terms,
-    ledger: _Ledger,
-    policy: TolerancePolicy,
-    overrides: tuple[Override, ...],
-    uom: UomConverter | None,
-    rates: ExchangeRates | None,
-    supplier_invoices: Iterable[Invoice],
-) -> MatchResult:
-    """Match ``invoice`` against what ``ledger`` knows, then add it to the ledger.
-
-    Each line is checked against the cumulative state of its PO line and billed right after,
-    so a second invoice line on the same PO line is checked against both.  Nothing is changed
-    until every input has been validated.
-    """
-    po = terms.po
-    if invoice.supplier_id != po.supplier_id or (
-        invoice.po_id is not None and invoice.po_id != po.id
-    ):
-        problems = []
-        if invoice.po_id is not None and invoice.po_id != po.id:
-            problems.append(Problem("po_id", f"the invoice is for {invoice.po_id}, not {po.id}"))
-        if invoice.supplier_id != po.supplier_id:
-            problems.append(
-                Problem(
-                    "supplier_id",
-                    f"the invoice is from {invoice.supplier_id}, the PO with {po.supplier_id}",
-                )
-            )
-        raise ValidationError(f"invoice {invoice.id}", problems)
-    factors = _factors(invoice, terms, uom)  # raises before anything is billed
-    credit = invoice.kind is _CREDIT_MEMO
-    cur = invoice.currency
-    po_cur = terms.currency
-    rate: Decimal | None = _ONE
-    header: list[Finding] = []
-    if cur != po_cur:
-        rate = invoice.exchange_rate
-        header.append(_currency_finding(invoice, po, rate, rates))
-    if supplier_invoices:
-        header.extend(_duplicates(invoice, supplier_invoices))
-    # Without a rate nothing can be compared; quantities are billed, amounts as stated.
-    billing_rate = rate or _ONE
-
-    results: list[LineResult] = []
-    blocking: list[Finding] = []
-    found: list[Finding] = []  # every line's findings, in order
-    invoice_id = invoice.id
-    # Totals and tax are compared as the supplier books them: each line amount rounded to the
-    # currency's precision (a 3 × 45.5805 line is 136.74 on the invoice).
-    exponent = quantum(cur)
-    rounded_to = _quantizer(policy.rounding)
-    net_total = _ZERO
-    taxed = _ZERO
-    tax_known = True
-    plain = factors is None and billing_rate is _ONE  # no conversion of units or currency
-    known = terms.lines
-    get = ledger.get
-    for ln in invoice.lines:
-        start = len(found)
-        no = ln.po_line_no
-        t = known.get(no)  # type: ignore[arg-type]  # None: no PO line named
-        stated = ln.amount
-        if stated is not None:
-            amount = stated.amount
-            rounded = rounded_to(amount, exponent)
-            booked = amount
-        else:
-            amount = ln.quantity * ln.unit_price.amount
-            if ln.price_unit != _ONE:
-                amount = amount / ln.price_unit
-            booked = rounded = rounded_to(amount, exponent)
-        net_total += booked
-        if t is None:
-            found.append(
-                Finding(
-                    code=FindingCode.UNMATCHED_LINE,
-                    severity=_BLOCK,
-                    invoice_line_no=ln.line_no,
-                    po_line_no=no,
-                    detail=(
-                        "the line names no PO line"
-                        if no is None
-                        else f"PO {po.label} has no line {no}"
-                    ),
-                )
-            )
-            tax_known = False
-            results.append(
-                _settle(
-                    ln.line_no,
-                    no,
-                    None,
-                    amount,
-                    rounded,
-                    tuple(found[start:]),
-                    blocking,
-                    overrides,
-                    invoice_id,
-                    policy,
-                    credit,
-                    cur,
-                )
-            )
-            continue
-        assert no is not None  # a known PO line
-        base = no * _STRIDE
-        billed_key = base + _BILLED
-        amount_key = base + _BILLED_AMOUNT
-        billed = get(billed_key, _ZERO)
-        billed_amount = get(amount_key, _ZERO)
-        if plain:
-            factor = _ONE
-            qty = ln.quantity
-            amount_po = amount
-        else:
-            factor = factors.get(ln.line_no, _ONE) if factors else _ONE
-            qty = ln.quantity if factor is _ONE else ln.quantity * factor
-            amount_po = amount if billing_rate is _ONE else amount * billing_rate
-        if credit:
-            _credit_checks(found, ln, t, billed, billed_amount, qty, amount_po, po_cur)
-            ledger[billed_key] = billed - qty
-            ledger[amount_key] = billed_amount - amount_po
-        else:
-            if rate is not None:
-                price = ln.unit_price.amount
-                if not plain:
-                    if rate is not _ONE:
-                        price = price * rate
-                    if factor is not _ONE:
-                        price = price / factor
-                if ln.price_unit != t.price_unit:
-                    price = price * t.price_unit / ln.price_unit
-                if price != t.price:
-                    _test(
-                        found,
-                        t.price_tol,
-                        _CODE_PRICE,
-                        t.price,
-                        price,
-                        po_cur,
-                        value=price - t.price,
-                        currency=po_cur,
-                        inv_line=ln.line_no,
-                        po_line=no,
-                    )
-                billed_after = billed + qty
-                if t.needs_receipt:
-                    beyond = (
-                        billed_after - get(base + _RECEIVED, _ZERO) + get(base + _RETURNED, _ZERO)
-                    )
-                    if beyond > 0 or t.four_way or (beyond and t.received_lower):
-                        _receipt_checks(found, t, ledger, billed_after, ln.line_no, po_cur)
-                over = billed_after - t.quantity
-                if over and (over > 0 or t.ordered_lower):
-                    _test(
-                        found,
-                        t.ordered_tol,
-                        _CODE_QUANTITY_ORDERED,
-                        t.quantity,
-                        billed_after,
-                        t.uom,
-                        value=over * t.per_unit,
-                        quantity=over,
-                        currency=po_cur,
-                        inv_line=ln.line_no,
-                        po_line=no,
-                    )
-                if t.amount_tol is not None:
-                    _test(
-                        found,
-                        t.amount_tol,
-                        _CODE_AMOUNT,
-                        t.amount,
-                        billed_amount + amount_po,
-                        po_cur,
-                        currency=po_cur,
-                        inv_line=ln.line_no,
-                        po_line=no,
-                    )
-                if (
-                    t.date_tol is not None
-                    and t.expected is not None
-                    and invoice.invoice_date < t.expected
-                ):
-                    days = Decimal((t.expected - invoice.invoice_date).days)
-                    _test(
-                        found,
-                        t.date_tol,
-                        _CODE_DATE,
-                        _ZERO,
-                        days,
-                        "days",
-                        quantity=days,
-                        inv_line=ln.line_no,
-                        po_line=no,
-                    )
-            ledger[billed_key] = billed + qty
-            ledger[amount_key] = billed_amount + amount_po
-        if t.tax_rate:
-            taxed += booked * t.tax_rate  # × rate %: divided by 100 once, below (exact)
-        if len(found) == start:
-            results.append(
-                _tuple_new(
-                    LineResult,
-                    (
-                        ln.line_no,
-                        no,
-                        t.level,
-                        _MATCHED,
-                        amount,
-                        _ZERO if credit else rounded,
-                        cur,
-                        (),
-                    ),
-                )
-            )
-        else:
-            results.append(
-                _settle(
-                    ln.line_no,
-                    no,
-                    t.level,
-                    amount,
-                    rounded,
-                    tuple(found[start:]),
-                    blocking,
-                    overrides,
-                    invoice_id,
-                    policy,
-                    credit,
-                    cur,
-                )
-            )
-
-    if invoice.charges:
-        if not credit and rate is not None:
-            _charges(header, invoice, terms, ledger, terms.charges_tol, rate)
-        sign = -billing_rate if credit else billing_rate
-        charges_total = _ZERO
-        for charge in invoice.charges:
-            value = charge.amount.amount
-            charges_total += value
-            _add(ledger, charge.code, sign * value)
-    else:
-        charges_total = _ZERO
-    tax_check = terms.tax_tol
-    if tax_check is not None and tax_known:
-        tax = invoice.tax.amount if invoice.tax is not None else None
-        if tax is None and any(ln.tax is not None for ln in invoice.lines):
-            tax = sum((ln.tax.amount for ln in invoice.lines if ln.tax is not None), _ZERO)
-        if tax is not None or taxed:
-            expected_tax = rounded_to(taxed / _HUNDRED, exponent)
-            _test(header, tax_check, _CODE_TAX, expected_tax, tax or _ZERO, cur, currency=cur)
-    total = invoice.total.amount
-    computed = net_total + charges_total
-    if invoice.tax is not None:
-        computed += invoice.tax.amount
-    if total != computed:
-        diff = total - computed
-        if abs(diff) <= policy.small_difference:
-            header.append(
-                Finding(
-                    code=_CODE_HEADER_TOTAL,
-                    severity=_INFO,
-                    expected=computed,
-                    actual=total,
-                    unit=cur,
-                    variance=diff,
-                    variance_percent=_pct(diff, computed),
-                    limit=f"{policy.small_difference:f}",
-                    rule="small difference",
-                    detail=(
-                        f"stated total differs from lines + charges + tax by "
-                        f"{diff:f} {cur}, within the small-difference allowance"
-                    ),
-                )
-            )
-        else:
-            _test(
-                header,
-                terms.total_tol,
-                _CODE_HEADER_TOTAL,
-                computed,
-                total,
-                cur,
-                currency=cur,
-            )
-    return _conclude(invoice, po, results, blocking, header, overrides, policy, rounded_to)
-
-
-_RECEIPT_CODES = (_CODE_QUANTITY_RECEIVED, _CODE_QUANTITY_ACCEPTED)
-
-
-def _receipt_checks(
-    findings: list[Finding],
-    t: _LineTerms,
-    ledger: _Ledger,
-    billed_after: Decimal,
-    inv_line: int,
-    po_cur: str,
-) -> None:
-    """The checks that depend on receipts: billed vs received (3-way) and vs accepted (4-way).
-
-    An excess is *awaiting receipt* while the billed quantity is within the order (the goods may
-    still come); beyond the order it is over-billing.
-    """
-    base = t.line_no * _STRIDE
-    get = ledger.get
-    returned = get(base + _RETURNED, _ZERO)
-    over = billed_after - (get(base + _RECEIVED, _ZERO) - returned)
-    if over and (over > 0 or t.received_lower):
-        _test(
-            findings,
-            t.received_tol,
-            _CODE_QUANTITY_RECEIVED,
-            billed_after - over,
-            billed_after,
-            t.uom,
-            value=over * t.per_unit,
-            quantity=over,
-            currency=po_cur,
-            inv_line=inv_line,
-            po_line=t.line_no,
-            awaiting=over > 0 and billed_after <= t.quantity,
-        )
-    if t.four_way:
-        # Accepted after inspection, less returns beyond what was rejected.
-        rejected = get(base + _REJECTED, _ZERO)
-        accepted = get(base + _ACCEPTED, _ZERO) - max(_ZERO, returned - rejected)
-        if billed_after != accepted:
-            over = billed_after - accepted
-            _test(
-                findings,
-                t.accepted_tol,
-                _CODE_QUANTITY_ACCEPTED,
-                accepted,
-                billed_after,
-                t.uom,
-                value=over * t.per_unit,
-                quantity=over,
-                currency=po_cur,
-                inv_line=inv_line,
-                po_line=t.line_no,
-                awaiting=over > 0 and billed_after <= t.quantity,
-            )
-
-
-def _recheck(
-    invoice: Invoice,
-    previous: MatchResult,
-    terms: _Terms,
-    ledger: _Ledger,
-    billed_before: Mapping[int, Decimal],
-    policy: TolerancePolicy,
-    uom: UomConverter | None,
-) -> MatchResult:
-    """``previous`` with its receipt-dependent findings computed anew (new goods arrived).
-
-    Only quantities received and accepted change when goods arrive; every other finding of the
-    first evaluation stands.  ``billed_before`` is what was billed per PO line before this
-    invoice (later invoices do not count against it).
-    """
-    results: list[LineResult] = []
-    blocking: list[Finding] = []
-    own: dict[int, Decimal] = {}
-    credit = invoice.kind is _CREDIT_MEMO
-    cur = invoice.currency
-    exponent = quantum(cur)
-    rounded_to = _quantizer(policy.rounding)
-    # The first evaluation gave one line result per invoice line, in the invoice's order.
-    for lr, ln in zip(previous.lines, invoice.lines, strict=True):
-        t = terms.lines.get(lr.po_line_no) if lr.po_line_no is not None else None
-        if t is None or not t.needs_receipt or credit:
-            results.append(lr)
-            for f in lr.findings:
-                if f.severity is _BLOCK:
-                    blocking.append(f)
-            continue
-        # Findings keep the order the first evaluation gave: price, receipts, then the rest.
-        kept: list[Finding] = []
-        rest: list[Finding] = []
-        for f in lr.findings:
-            if f.code is _CODE_PRICE:
-                kept.append(f)
-            elif f.code not in _RECEIPT_CODES:
-                rest.append(f)
-        q = ln.quantity * (_factor(terms, t.line_no, ln.uom, uom) if ln.uom else _ONE)
-        own[t.line_no] = own.get(t.line_no, _ZERO) + q
-        _receipt_checks(
-            kept,
-            t,
-            ledger,
-            billed_before.get(t.line_no, _ZERO) + own[t.line_no],
-            lr.invoice_line_no,
-            terms.currency,
-        )
-        kept.extend(rest)
-        results.append(
-            _settle(
-                lr.invoice_line_no,
-                lr.po_line_no,
-                lr.level,
-                lr.amount,
-                rounded_to(lr.amount, exponent),
-                tuple(kept),
-                blocking,
-                (),
-                invoice.id,
-                policy,
-                credit,
-                cur,
-            )
-        )
-    return _conclude(
-        invoice, terms.po, results, blocking, list(previous.header), (), policy, rounded_to
-    )
-
-
-def _credit_checks(
-    findings: list[Finding],
-    ln: InvoiceLine,
-    t: _LineTerms,
-    billed: Decimal,
-    billed_amount: Decimal,
-    qty: Decimal,
-    amount_po: Decimal,
-    po_cur: str,
-) -> None:
-    """A credit memo may not credit more than was invoiced (net of earlier credits):
-    ``billed`` and ``billed_amount`` are the PO line's so far."""
-    if qty > billed:
-        findings.append(
-            Finding(
-                code=FindingCode.OVER_CREDIT,
-                severity=_BLOCK,
-                invoice_line_no=ln.line_no,
-                po_line_no=t.line_no,
-                expected=billed,
-                actual=qty,
-                unit=t.uom,
-                variance=qty - billed,
-                detail=(
-                    f"credits {qty.normalize():f} {t.uom} but only "
-                    f"{billed.normalize():f} is invoiced and not yet credited"
-                ),
-            )
-        )
-    elif amount_po > billed_amount:
-        findings.append(
-            Finding(
-                code=FindingCode.OVER_CREDIT,
-                severity=_BLOCK,
-                invoice_line_no=ln.line_no,
-                po_line_no=t.line_no,
-                expected=billed_amount,
-                actual=amount_po,
-                unit=po_cur,
-                variance=amount_po - billed_amount,
-                detail=(
-                    f"credits {amount_po:f} {po_cur} but only {billed_amount:f} {po_cur} is "
-                    "invoiced and not yet credited"
-                ),
-            )
-        )
-
-
-def _charges(
-    header: list[Finding],
-    invoice: Invoice,
-    terms: _Terms,
-    ledger: _Ledger,
-    gate: _Gate | None,
-    rate: Decimal,
-) -> None:
-    """Charges billed so far per charge code (this invoice's included) against those agreed."""
-    billed: dict[str, Decimal] = {}
-    for charge in invoice.charges:
-        billed[charge.code] = billed.get(charge.code, _ZERO) + charge.amount.amount * rate
-    cur = terms.currency
-    for code in sorted(billed) if len(billed) > 1 else billed:
-        before = len(header)
-        agreed = terms.charges.get(code, _ZERO)
-        after = ledger.get(code, _ZERO) + billed[code]
-        _test(header, gate, _CODE_CHARGES, agreed, after, cur, currency=cur)
-        if len(header) > before:
-            f = header[-1]
-            pct = (
-                f" ({f.variance_percent:+.2f} %)"
-                if f.variance_percent is not None
-                else " (none agreed)"
-            )
-            header[-1] = f._replace(
-                detail=(
-                    f"{code} charges {after:f} {cur} so far against {agreed:f} {cur} agreed{pct}"
-                ),
-            )
-
-
-def _currency_finding(
-    invoice: Invoice, po: PurchaseOrder, rate: Decimal | None, rates: ExchangeRates | None
-) -> Finding:
-    if rate is None:
-        return Finding(
-            code=_CODE_CURRENCY,
-            severity=_BLOCK,
-            unit=invoice.currency,
-            detail=(
-                f"the invoice is in {invoice.currency}, the PO in {po.currency}, and "
-                "no exchange rate is given, so nothing can be compared"
-            ),
-        )
-    detail = (
-        f"the invoice is in {invoice.currency}, the PO in {po.currency}; compared at "
-        f"{rate:f} {po.currency} per {invoice.currency}"
-    )
-    variance = None
-    value = None
-    if rates is not None:
-        reference = rates.rate(invoice.currency, po.currency, po.created_at.date())
-        variance = rate - reference
-        total = invoice.total.amount
-        value = total * variance
-        detail += (
-            f"; at the PO date's rate {reference:f} the total would be "
-            f"{total * reference:f} {po.currency} (rate variance {total * variance:f} "
-            f"{po.currency})"
-        )
-    return Finding(
-        code=_CODE_CURRENCY,
-        severity=_INFO,
-        unit=po.currency,
-        expected=None,
-        actual=rate,
-        variance=variance,
-        value=value,
-        currency=po.currency if value is not None else "",
-        detail=detail,
-    )
-
-
-def _duplicates(invoice: Invoice, others: Iterable[Invoice]) -> list[Finding]:
-    if invoice.kind is _CREDIT_MEMO:
-        return []
-    number = None
-    found = []
-    for other in others:
-        if (
-            other.id == invoice.id
-            or other.supplier_id != invoice.supplier_id
-            or other.kind is _CREDIT_MEMO
-        ):
-            continue
-        if number is None and invoice.number:
-            number = normalize_invoice_number(invoice.number)
-        if number is not None and other.number and normalize_invoice_number(other.number) == number:
-            found.append(
-                Finding(
-                    code=FindingCode.DUPLICATE,
-                    severity=_BLOCK,
-                    detail=(
-                        f"invoice number {invoice.number!r} duplicates "
-                        f"{other.number!r} of {other.id} from the same supplier"
-                    ),
-                )
-            )
-        elif (
-            (not invoice.number or not other.number)
-            and other.invoice_date == invoice.invoice_date
-            and other.total == invoice.total
-        ):
-            found.append(
-                Finding(
-                    code=FindingCode.DUPLICATE,
-                    severity=_BLOCK,
-                    detail=(
-                        f"same supplier, date {invoice.invoice_date.isoformat()} "
-                        f"and total {invoice.total.amount:f} "
-                        f"{invoice.currency} as {other.id}"
-                    ),
-                )
-            )
-    return found
-
-
-def _only_waiting(blocking: Sequence[Finding]) -> bool:
-    for f in blocking:
-        if not f.awaiting_receipt:
-            return False
-    return bool(blocking)
-
-
-def _status(
-    findings: Sequence[Finding], policy: TolerancePolicy, collect: list[Finding] | None = None
-) -> InvoiceStatus:
-    """The status the findings give; blocking findings are added to ``collect`` when given."""
-    if not findings:
-        return _MATCHED
-    blocking = waiting = 0
-    only_currency = True
-    for f in findings:
-        severity = f.severity
-        if severity is _BLOCK:
-            if collect is not None:
-                collect.append(f)
-            blocking += 1
-            if f.awaiting_receipt:
-                waiting += 1
-        if only_currency and (f.code is not _CODE_CURRENCY or severity is not _INFO):
-            only_currency = False
-    if blocking:
-        if policy.before_receipt == "park" and waiting == blocking:
-            return _AWAITING
-        return _HELD
-    return _MATCHED if only_currency else _WITHIN
-
-
-def _apply_overrides(
-    findings: tuple[Finding, ...], overrides: tuple[Override, ...], invoice_id: str
-) -> tuple[Finding, ...]:
-    if not overrides or not findings:
-        return findings
-    out = []
-    for f in findings:
-        if f.severity is _BLOCK:
-            for o in overrides:
-                if o.invoice_id == invoice_id and o.covers(f):
-                    f = f._replace(severity=_WARN, override=o)
-                    break
-        out.append(f)
-    return tuple(out)
-
-
-def _settle(
-    line_no: int,
-    po_line_no: int | None,
-    level: MatchLevel | None,
-    amount: Decimal,
-    rounded: Decimal,
-    findings: tuple[Finding, ...],
-    blocking: list[Finding],
-    overrides: tuple[Override, ...],
-    invoice_id: str,
-    policy: TolerancePolicy,
-    credit: bool,
-    currency: str,
-) -> LineResult:
-    """A line with findings: overrides applied, its status, what may be paid for it (its
-    ``rounded`` amount when it matches); its blocking findings are added to ``blocking``."""
-    if overrides:
-        findings = _apply_overrides(findings, overrides, invoice_id)
-    status = _status(findings, policy, blocking)
-    payable = rounded if not credit and status in _OK else _ZERO
-    return _tuple_new(
-        LineResult, (line_no, po_line_no, level, status, amount, payable, currency, findings)
-    )
-
-
-def _conclude(
-    invoice: Invoice,
-    po: PurchaseOrder,
-    lines: list[LineResult],
-    blocking: list[Finding],
-    header: list[Finding],
-    overrides: tuple[Override, ...],
-    policy: TolerancePolicy,
-    rounded_to: Any,
-) -> MatchResult:
-    """The invoice's status and what may be paid now, from its settled lines and header findings
-    (``rounded_to`` is the policy rounding's quantizer)."""
-    cur = invoice.currency
-    is_invoice = invoice.kind is _INVOICE
-    header_findings = tuple(header)
-    only_currency = True
-    for lr in lines:
-        if lr.findings:
-            only_currency = False
-            break
-    if header_findings:
-        if overrides:
-            header_findings = _apply_overrides(header_findings, overrides, invoice.id)
-        for f in header_findings:
-            if f.severity is _BLOCK:
-                blocking.append(f)
-            if f.code is not _CODE_CURRENCY or f.severity is not _INFO:
-                only_currency = False
-    if blocking:
-        status = _AWAITING if policy.before_receipt == "park" and _only_waiting(blocking) else _HELD
-    elif only_currency:
-        status = _MATCHED
-    else:
-        status = _WITHIN
-    total = invoice.total.amount
-    if not is_invoice:
-        payable_value = _ZERO  # a credit memo is not paid; it reduces what is owed
-    elif status in _OK:
-        payable_value = total
-    elif policy.partial_payment and not any(f.severity is _BLOCK for f in header_findings):
-        payable_value = min(sum((lr.payable for lr in lines), _ZERO), total)
-    else:
-        payable_value = _ZERO
-    payable_value = rounded_to(payable_value, quantum(cur))
-    if payable_value == total:
-        pay_now, held = invoice.total, _zero_money(cur)
-    elif not payable_value:
-        pay_now, held = _zero_money(cur), invoice.total
-    else:
-        pay_now, held = Money(payable_value, cur), Money(total - payable_value, cur)
-    return _tuple_new(
-        MatchResult,
-        (
-            invoice.id,
-            po.id,
-            invoice.kind,
-            status,
-            invoice.total,
-            pay_now,
-            held,
-            tuple(lines),
-            header_findings,
-            policy.name,
-        ),
-    )
-
-
-_ZEROS: dict[str, Money] = {}
-
-
-def _zero_money(currency: str) -> Money:
-    """Zero in ``currency``, rounded to its precision (cached: Money values are not mutated)."""
-    found = _ZEROS.get(currency)
-    if found is None:
-        found = _ZEROS[currency] = Money(
-            round_amount(_ZERO, currency, Rounding.HALF_EVEN), currency
-        )
-    return found
-
-
-# -- batch -------------------------------------------------------------------------------------------------
-
-
-def _waits_for_goods(result: MatchResult) -> bool:
-    """Whether a quantity received or accepted blocks the result (new goods may change it)."""
-    for line in result.lines:
-        for f in line.findings:
-            if f.severity is _BLOCK and f.code in _RECEIPT_CODES:
-                return True
-    return False
-
-
-class _Waiting(NamedTuple):
-    """An invoice waiting for goods: its last result and what was billed before it."""
-
-    invoice: Invoice
-    result: MatchResult
-    billed_before: Mapping[int, Decimal]
+# -- batch -----------------------------------------------------------------------------------------
 
 
 class BatchMatcher:
@@ -2034,31 +835,19 @@ class BatchMatcher:
         rates: ExchangeRates | None = None,
         cache: int = 2_000,
     ) -> None:
+        from potrack._matchcore import Engine  # compiled when the build could
+
         self.purchase_orders = purchase_orders
         self.policy = policy or TolerancePolicy()
         self.suppliers = suppliers or {}
         self.uom = uom
         self.rates = rates
-        self._cache_size = cache
-        self._terms: OrderedDict[str, _Terms] = OrderedDict()
-        self._ledgers: dict[str, _Ledger] = {}
-        self._waiting: dict[str, dict[str, _Waiting]] = {}
-        self._numbers: dict[tuple[str, str], tuple[str, str]] = {}
-        self._by_date_amount: dict[tuple[str, date, Money], str] = {}
-        self.matched_lines = 0
+        self._engine = Engine(purchase_orders, self.policy, self.suppliers, uom, rates, cache)
 
-    def _terms_of(self, po_id: str) -> _Terms:
-        cache = self._terms
-        terms = cache.get(po_id)
-        if terms is not None:
-            return terms
-        po = self.purchase_orders.get(po_id)
-        if po is None:
-            raise ValidationError("document", [Problem("po_id", f"unknown PO {po_id!r}")])
-        terms = cache[po_id] = _terms(po, self.suppliers.get(po.supplier_id), self.policy)
-        if len(cache) > self._cache_size:
-            cache.popitem(last=False)  # the oldest: POs are busy in the weeks after they are made
-        return terms
+    @property
+    def matched_lines(self) -> int:
+        """Invoice lines matched so far, re-evaluations of waiting invoices included."""
+        return self._engine.matched_lines
 
     def feed(self, document: GoodsReceipt | GoodsReturn | Invoice) -> list[MatchResult]:
         """Take one document; return the match results it produces: one for an invoice, one per
@@ -2069,94 +858,7 @@ class BatchMatcher:
                 quantity is in a unit without a conversion factor (nothing is changed then).
             TypeError: not a receipt, return or invoice.
         """
-        if isinstance(document, Invoice):
-            po_id = document.po_id
-            if po_id is None:
-                raise ValidationError("invoice", [Problem("po_id", f"{document.id} names no PO")])
-            ledger = self._ledgers.get(po_id)
-            if ledger is None:
-                ledger = self._ledgers[po_id] = {}
-            return [self._match(document, self._terms_of(po_id), ledger, None)]
-        if isinstance(document, GoodsReceipt):
-            po_id = document.po_id
-            terms = self._terms_of(po_id)
-            ledger = self._ledgers.get(po_id)
-            if ledger is None:
-                ledger = self._ledgers[po_id] = {}
-            _receive(ledger, document, terms, self.uom)
-            waiting = self._waiting.pop(po_id, None)
-            if not waiting:
-                return []
-            return [self._match(e.invoice, terms, ledger, e) for e in waiting.values()]
-        if isinstance(document, GoodsReturn):
-            self._terms_of(document.po_id)  # the PO must be known
-            _give_back(self._ledgers.setdefault(document.po_id, {}), document)
-            return []
-        raise TypeError(f"expected a receipt, return or invoice, got {type(document).__name__}")
-
-    def _match(
-        self, invoice: Invoice, terms: _Terms, ledger: _Ledger, waiting: _Waiting | None
-    ) -> MatchResult:
-        po_id = terms.po.id
-        self.matched_lines += len(invoice.lines)
-        if waiting is not None:
-            result = _recheck(
-                invoice, waiting.result, terms, ledger, waiting.billed_before, self.policy, self.uom
-            )
-            if result.status is not _MATCHED and _waits_for_goods(result):
-                self._waiting.setdefault(po_id, {})[invoice.id] = _Waiting(
-                    invoice, result, waiting.billed_before
-                )
-            return result
-        # Duplicates: the first invoice of the supplier with the same number — or, without
-        # a number, the same date and amount.  Only its id and number are kept.
-        numbered = unnumbered = None
-        first: Invoice | None = None
-        if invoice.kind is not _CREDIT_MEMO:
-            if invoice.number:
-                numbered = (invoice.supplier_id, normalize_invoice_number(invoice.number))
-                seen = self._numbers.get(numbered)
-                if seen is not None:
-                    first = rebuild(invoice, {"id": InvoiceId(seen[0]), "number": seen[1]})
-            else:
-                unnumbered = (invoice.supplier_id, invoice.invoice_date, invoice.total)
-                seen_id = self._by_date_amount.get(unnumbered)
-                if seen_id is not None:
-                    first = rebuild(invoice, {"id": InvoiceId(seen_id)})
-        result = _evaluate(
-            invoice,
-            terms,
-            ledger,
-            self.policy,
-            (),
-            self.uom,
-            self.rates,
-            () if first is None else (first,),
-        )
-        if result.status is not _MATCHED and _waits_for_goods(result):
-            # Held on quantities received: match it again when a receipt for the PO arrives,
-            # against what was billed before it (later invoices do not count against it).
-            self._waiting.setdefault(po_id, {})[invoice.id] = _Waiting(
-                invoice, result, self._billed_before(invoice, terms, ledger)
-            )
-        if first is None:  # remembered once matched: an invoice refused changes nothing
-            if numbered is not None:
-                self._numbers[numbered] = (invoice.id, invoice.number or "")
-            elif unnumbered is not None:
-                self._by_date_amount[unnumbered] = invoice.id
-        return result
-
-    def _billed_before(
-        self, invoice: Invoice, terms: _Terms, ledger: _Ledger
-    ) -> dict[int, Decimal]:
-        """What was billed per PO line before ``invoice`` (which the ledger holds already)."""
-        own: dict[int, Decimal] = {}
-        for ln in invoice.lines:
-            no = ln.po_line_no
-            if no is not None and no in terms.lines:
-                factor = _factor(terms, no, ln.uom, self.uom) if ln.uom is not None else _ONE
-                own[no] = own.get(no, _ZERO) + ln.quantity * factor
-        return {no: ledger[no * _STRIDE + _BILLED] - quantity for no, quantity in own.items()}
+        return self._engine.feed(document)
 
     def run(
         self, documents: Iterable[GoodsReceipt | GoodsReturn | Invoice]
@@ -2207,6 +909,9 @@ class MatchSimulation:
         return None if not self.lines else Decimal(self.line_first_pass) * _HUNDRED / self.lines
 
 
+_PASSED = (InvoiceStatus.MATCHED, InvoiceStatus.MATCHED_WITHIN_TOLERANCE)
+
+
 def simulate_policy(
     documents: Iterable[GoodsReceipt | GoodsReturn | Invoice],
     purchase_orders: Mapping[str, PurchaseOrder],
@@ -2222,18 +927,18 @@ def simulate_policy(
     payable = held_amount = _ZERO
     for result in batch.run(documents):
         if result.invoice_id in seen:
-            if result.status in (_MATCHED, _WITHIN):
+            if result.status in _PASSED:
                 released += 1
             continue
         seen.add(result.invoice_id)
-        if result.kind is _CREDIT_MEMO:
+        if result.kind is InvoiceKind.CREDIT_MEMO:
             continue
         invoices += 1
         lines += len(result.lines)
-        line_first += sum(1 for lr in result.lines if lr.status in (_MATCHED, _WITHIN))
+        line_first += sum(1 for lr in result.lines if lr.status in _PASSED)
         if result.first_pass:
             first += 1
-        elif result.status is _AWAITING:
+        elif result.status is InvoiceStatus.AWAITING_RECEIPT:
             awaiting += 1
         else:
             held += 1
