@@ -10,6 +10,7 @@ import sys
 from dataclasses import asdict
 
 from benchmarks._harness import emit, machine, run_pooled, table
+from potrack.matching import engine
 
 MODULES = [
     "bench_numbering",
@@ -50,7 +51,10 @@ def main(argv: list[str] | None = None) -> int:
             processes = bench.processes  # type: ignore[attr-defined]
             results.append(run_pooled(module, name, args.smoke, processes))
     mode = "smoke" if args.smoke else "full"
-    print(f"potrack benchmarks ({mode} run) — Python {platform.python_version()}, {machine()}\n")
+    print(
+        f"potrack benchmarks ({mode} run) — Python {platform.python_version()}, {machine()}, "
+        f"matching engine: {engine()}\n"
+    )
     print(table(results))
     for r in results:
         if r.notes:

@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from benchmarks._harness import Benchmark, Result, peak_mb
-from potrack.matching import BatchMatcher, TolerancePolicy, match
+from potrack.matching import BatchMatcher, TolerancePolicy, engine, match
 from potrack.money import money
 from potrack.records import GoodsReceipt, Invoice, InvoiceLine, ReceiptLine
 from potrack.testing.scenario import Scenario
@@ -96,6 +96,7 @@ def _batch(
     if seg_lines:
         rates.append(seg_lines / seg_time)
     notes: dict[str, object] = {
+        "engine": engine(),
         "invoice lines": total_lines,
         "overall lines/s": round(total_lines / total_time),
         "lines re-evaluated on receipt": matcher.matched_lines - total_lines,
@@ -190,7 +191,7 @@ def single(smoke: bool) -> Result:
         groups,
         goal=0.5,
         lower_is_better=True,
-        notes={"findings per match": 10, "receipts": 10},
+        notes={"engine": engine(), "findings per match": 10, "receipts": 10},
     )
 
 

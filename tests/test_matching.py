@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+import os
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -26,6 +27,7 @@ from potrack.matching import (
     TolerancePolicy,
     ToleranceRule,
     compare_simulations,
+    engine,
     match,
     normalize_invoice_number,
     simulate_policy,
@@ -623,6 +625,15 @@ def test_the_batch_state_stays_out_of_the_garbage_collectors_sight() -> None:
     assert {type(value) for ledger in ledgers for value in ledger.values()} == {Decimal}
     # Charges billed are kept per charge code beside the lines' numbers.
     assert any(isinstance(key, str) for ledger in ledgers for key in ledger)
+
+
+def test_the_engine_is_the_one_this_environment_was_built_with() -> None:
+    """CI runs the suite twice: against the wheel, whose engine mypyc compiled, and against the
+    editable install, which runs the Python source; ``POTRACK_EXPECT_ENGINE`` says which."""
+    expected = os.environ.get("POTRACK_EXPECT_ENGINE")
+    if expected is None:
+        pytest.skip("POTRACK_EXPECT_ENGINE is not set")
+    assert engine() == expected
 
 
 # -- simulation -------------------------------------------------------------------------------------------
