@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from moneyed import Money
 
@@ -51,9 +51,9 @@ from potrack.records import (
 )
 from potrack.typing import ExchangeRates, UomConverter
 
-_ZERO = Decimal(0)
-_ONE = Decimal(1)
-_HUNDRED = Decimal(100)
+_ZERO: Final = Decimal(0)
+_ONE: Final = Decimal(1)
+_HUNDRED: Final = Decimal(100)
 
 
 # -- what a PO asks: its terms, resolved once per PO ----------------------------------------------------
@@ -103,8 +103,8 @@ class _LineTerms(NamedTuple):
         return self.line.promised_date or self.line.requested_date
 
 
-_tuple_new = tuple.__new__
-_QUANTIZERS: dict[str, Any] = {}
+_tuple_new: Final = tuple.__new__
+_QUANTIZERS: Final[dict[str, Any]] = {}
 
 
 def _quantizer(rounding: Rounding) -> Any:
@@ -117,28 +117,28 @@ def _quantizer(rounding: Rounding) -> Any:
     return found
 
 
-_FOUR_WAY = MatchLevel.FOUR_WAY
-_TWO_WAY = MatchLevel.TWO_WAY
-_SERVICE = LineType.SERVICE
-_CREDIT_MEMO = InvoiceKind.CREDIT_MEMO
-_INVOICE = InvoiceKind.INVOICE
-_BLOCK = Severity.BLOCK
-_WARN = Severity.WARN
-_INFO = Severity.INFO
-_MATCHED = InvoiceStatus.MATCHED
-_WITHIN = InvoiceStatus.MATCHED_WITHIN_TOLERANCE
-_HELD = InvoiceStatus.HELD
-_AWAITING = InvoiceStatus.AWAITING_RECEIPT
-_CODE_PRICE = FindingCode.PRICE
-_CODE_QUANTITY_ORDERED = FindingCode.QUANTITY_ORDERED
-_CODE_AMOUNT = FindingCode.AMOUNT
-_CODE_DATE = FindingCode.DATE
-_CODE_QUANTITY_RECEIVED = FindingCode.QUANTITY_RECEIVED
-_CODE_QUANTITY_ACCEPTED = FindingCode.QUANTITY_ACCEPTED
-_CODE_CURRENCY = FindingCode.CURRENCY
-_CODE_TAX = FindingCode.TAX
-_CODE_HEADER_TOTAL = FindingCode.HEADER_TOTAL
-_CODE_CHARGES = FindingCode.CHARGES
+_FOUR_WAY: Final = MatchLevel.FOUR_WAY
+_TWO_WAY: Final = MatchLevel.TWO_WAY
+_SERVICE: Final = LineType.SERVICE
+_CREDIT_MEMO: Final = InvoiceKind.CREDIT_MEMO
+_INVOICE: Final = InvoiceKind.INVOICE
+_BLOCK: Final = Severity.BLOCK
+_WARN: Final = Severity.WARN
+_INFO: Final = Severity.INFO
+_MATCHED: Final = InvoiceStatus.MATCHED
+_WITHIN: Final = InvoiceStatus.MATCHED_WITHIN_TOLERANCE
+_HELD: Final = InvoiceStatus.HELD
+_AWAITING: Final = InvoiceStatus.AWAITING_RECEIPT
+_CODE_PRICE: Final = FindingCode.PRICE
+_CODE_QUANTITY_ORDERED: Final = FindingCode.QUANTITY_ORDERED
+_CODE_AMOUNT: Final = FindingCode.AMOUNT
+_CODE_DATE: Final = FindingCode.DATE
+_CODE_QUANTITY_RECEIVED: Final = FindingCode.QUANTITY_RECEIVED
+_CODE_QUANTITY_ACCEPTED: Final = FindingCode.QUANTITY_ACCEPTED
+_CODE_CURRENCY: Final = FindingCode.CURRENCY
+_CODE_TAX: Final = FindingCode.TAX
+_CODE_HEADER_TOTAL: Final = FindingCode.HEADER_TOTAL
+_CODE_CHARGES: Final = FindingCode.CHARGES
 
 
 class _Terms(NamedTuple):
@@ -204,8 +204,13 @@ def _terms(po: PurchaseOrder, supplier: Supplier | None, policy: TolerancePolicy
 # a million invoice lines left 1.4 million objects for every full collection to scan again —
 # the main reason a long batch slowed down.  Missing keys are zero.
 _Ledger = dict[int | str, Decimal]
-_RECEIVED, _RETURNED, _ACCEPTED, _REJECTED, _BILLED, _BILLED_AMOUNT = range(6)
-_STRIDE = 8  # keys per PO line (line numbers are ≥ 1, so lines never share a key)
+_RECEIVED: Final = 0
+_RETURNED: Final = 1
+_ACCEPTED: Final = 2
+_REJECTED: Final = 3
+_BILLED: Final = 4
+_BILLED_AMOUNT: Final = 5
+_STRIDE: Final = 8  # keys per PO line (line numbers are ≥ 1, so lines never share a key)
 
 
 def _add(ledger: _Ledger, key: int | str, amount: Decimal) -> None:
@@ -293,7 +298,7 @@ def _factor(terms: _Terms, line_no: int, given: str | None, uom: UomConverter | 
 # -- matching -----------------------------------------------------------------------------------------------
 
 
-_LINE_CHECKS = (
+_LINE_CHECKS: Final = (
     Check.UNIT_PRICE,
     Check.QUANTITY_RECEIVED,
     Check.QUANTITY_ORDERED,
@@ -391,7 +396,7 @@ class _Resolver:
         return found
 
 
-_RESOLVERS: dict[int, _Resolver] = {}
+_RESOLVERS: Final[dict[int, _Resolver]] = {}
 
 
 def _resolver(policy: TolerancePolicy) -> _Resolver:
@@ -471,7 +476,7 @@ def _test(
     )
 
 
-_LIMIT_TEXT: dict[int, tuple[Limit, str]] = {}
+_LIMIT_TEXT: Final[dict[int, tuple[Limit, str]]] = {}
 
 
 def _describe(limit: Limit) -> str:
@@ -513,7 +518,7 @@ def match_one(
     return _evaluate(invoice, terms, ledger, policy, overrides, uom, rates, supplier_invoices)
 
 
-_OK = (_MATCHED, _WITHIN)
+_OK: Final = (_MATCHED, _WITHIN)
 
 
 def _factors(
@@ -826,7 +831,7 @@ def _evaluate(
     return _conclude(invoice, po, results, blocking, header, overrides, policy, rounded_to)
 
 
-_RECEIPT_CODES = (_CODE_QUANTITY_RECEIVED, _CODE_QUANTITY_ACCEPTED)
+_RECEIPT_CODES: Final = (_CODE_QUANTITY_RECEIVED, _CODE_QUANTITY_ACCEPTED)
 
 
 def _receipt_checks(
@@ -1260,7 +1265,7 @@ def _conclude(
     )
 
 
-_ZEROS: dict[str, Money] = {}
+_ZEROS: Final[dict[str, Money]] = {}
 
 
 def _zero_money(currency: str) -> Money:
