@@ -601,6 +601,10 @@ def _evaluate(
     for ln in invoice.lines:
         start = len(found)
         no = ln.po_line_no
+        line_no = ln.line_no
+        quantity = ln.quantity
+        price_unit = ln.price_unit
+        unit_price = ln.unit_price.amount
         t = known.get(no)  # type: ignore[arg-type]  # None: no PO line named
         stated = ln.amount
         if stated is not None:
@@ -608,9 +612,9 @@ def _evaluate(
             rounded = rounded_to(amount, exponent)
             booked = amount
         else:
-            amount = ln.quantity * ln.unit_price.amount
-            if ln.price_unit != _ONE:
-                amount = amount / ln.price_unit
+            amount = quantity * unit_price
+            if price_unit != _ONE:
+                amount = amount / price_unit
             booked = rounded = rounded_to(amount, exponent)
         net_total += booked
         if t is None:
@@ -618,7 +622,7 @@ def _evaluate(
                 Finding(
                     code=FindingCode.UNMATCHED_LINE,
                     severity=_BLOCK,
-                    invoice_line_no=ln.line_no,
+                    invoice_line_no=line_no,
                     po_line_no=no,
                     detail=(
                         "the line names no PO line"
@@ -630,7 +634,7 @@ def _evaluate(
             tax_known = False
             results.append(
                 _settle(
-                    ln.line_no,
+                    line_no,
                     no,
                     None,
                     amount,
@@ -653,11 +657,11 @@ def _evaluate(
         billed_amount = get(amount_key, _ZERO)
         if plain:
             factor = _ONE
-            qty = ln.quantity
+            qty = quantity
             amount_po = amount
         else:
-            factor = factors.get(ln.line_no, _ONE) if factors else _ONE
-            qty = ln.quantity if factor is _ONE else ln.quantity * factor
+            factor = factors.get(line_no, _ONE) if factors else _ONE
+            qty = quantity if factor is _ONE else quantity * factor
             amount_po = amount if billing_rate is _ONE else amount * billing_rate
         if credit:
             _credit_checks(found, ln, t, billed, billed_amount, qty, amount_po, po_cur)
@@ -665,14 +669,14 @@ def _evaluate(
             ledger[amount_key] = billed_amount - amount_po
         else:
             if rate is not None:
-                price = ln.unit_price.amount
+                price = unit_price
                 if not plain:
                     if rate is not _ONE:
                         price = price * rate
                     if factor is not _ONE:
                         price = price / factor
-                if ln.price_unit != t.price_unit:
-                    price = price * t.price_unit / ln.price_unit
+                if price_unit != t.price_unit:
+                    price = price * t.price_unit / price_unit
                 if price != t.price:
                     _test(
                         found,
@@ -683,7 +687,7 @@ def _evaluate(
                         po_cur,
                         value=price - t.price,
                         currency=po_cur,
-                        inv_line=ln.line_no,
+                        inv_line=line_no,
                         po_line=no,
                     )
                 billed_after = billed + qty
@@ -692,7 +696,7 @@ def _evaluate(
                         billed_after - get(base + _RECEIVED, _ZERO) + get(base + _RETURNED, _ZERO)
                     )
                     if beyond > 0 or t.four_way or (beyond and t.received_lower):
-                        _receipt_checks(found, t, ledger, billed_after, ln.line_no, po_cur)
+                        _receipt_checks(found, t, ledger, billed_after, line_no, po_cur)
                 over = billed_after - t.quantity
                 if over and (over > 0 or t.ordered_lower):
                     _test(
@@ -705,7 +709,7 @@ def _evaluate(
                         value=over * t.per_unit,
                         quantity=over,
                         currency=po_cur,
-                        inv_line=ln.line_no,
+                        inv_line=line_no,
                         po_line=no,
                     )
                 if t.amount_tol is not None:
@@ -717,7 +721,7 @@ def _evaluate(
                         billed_amount + amount_po,
                         po_cur,
                         currency=po_cur,
-                        inv_line=ln.line_no,
+                        inv_line=line_no,
                         po_line=no,
                     )
                 if (
@@ -734,7 +738,7 @@ def _evaluate(
                         days,
                         "days",
                         quantity=days,
-                        inv_line=ln.line_no,
+                        inv_line=line_no,
                         po_line=no,
                     )
             ledger[billed_key] = billed + qty
@@ -746,7 +750,7 @@ def _evaluate(
                 _tuple_new(
                     LineResult,
                     (
-                        ln.line_no,
+                        line_no,
                         no,
                         t.level,
                         _MATCHED,
@@ -760,7 +764,7 @@ def _evaluate(
         else:
             results.append(
                 _settle(
-                    ln.line_no,
+                    line_no,
                     no,
                     t.level,
                     amount,
@@ -1373,9 +1377,7 @@ class Engine:
                 invoice, waiting.result, terms, ledger, waiting.billed_before, self.policy, self.uom
             )
             if result.status is not _MATCHED and _waits_for_goods(result):
-                self._waiting.setdefault(po_id, {})[invoice.id] = _Waiting(
-                    invoice, result, waiting.billed_before
-                )
+                self._wait(po_id, invoice, result, waiting.billed_before)
             return result
         # Duplicates: the first invoice of the supplier with the same number — or, without
         # a number, the same date and amount.  Only its id and number are kept.
@@ -1405,15 +1407,26 @@ class Engine:
         if result.status is not _MATCHED and _waits_for_goods(result):
             # Held on quantities received: match it again when a receipt for the PO arrives,
             # against what was billed before it (later invoices do not count against it).
-            self._waiting.setdefault(po_id, {})[invoice.id] = _Waiting(
-                invoice, result, self._billed_before(invoice, terms, ledger)
-            )
+            self._wait(po_id, invoice, result, self._billed_before(invoice, terms, ledger))
         if first is None:  # remembered once matched: an invoice refused changes nothing
             if numbered is not None:
                 self._numbers[numbered] = (invoice.id, invoice.number or "")
             elif unnumbered is not None:
                 self._by_date_amount[unnumbered] = invoice.id
         return result
+
+    def _wait(
+        self,
+        po_id: str,
+        invoice: Invoice,
+        result: MatchResult,
+        billed_before: Mapping[int, Decimal],
+    ) -> None:
+        """Keep ``invoice`` to match again when goods for its PO arrive."""
+        waiting = self._waiting.get(po_id)
+        if waiting is None:
+            waiting = self._waiting[po_id] = {}
+        waiting[invoice.id] = _Waiting(invoice, result, billed_before)
 
     def _billed_before(
         self, invoice: Invoice, terms: _Terms, ledger: _Ledger
