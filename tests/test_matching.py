@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import itertools
 import os
+import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -403,6 +404,32 @@ def test_credit_memos_never_exceed_what_was_invoiced() -> None:
     result = match(too_much, po(), earlier=[billed])
     assert [f.code for f in result.blocking] == [FindingCode.OVER_CREDIT]
     assert "credits 11 EA but only 10 is invoiced" in result.report()
+
+
+_STRIP = re.compile(r"[^0-9A-Z]")
+_LEADING_ZEROS = re.compile(r"(?<![0-9])0+(?=[0-9])")
+
+
+@given(st.text(alphabet=st.sampled_from("0123456789aZz-/ .ßéİ\u00b2"), max_size=16) | st.text())
+def test_invoice_numbers_normalize_as_the_regex_definition_says(number: str) -> None:
+    """The one-pass normalization equals its definition: upper case, keep [0-9A-Z], drop the
+    leading zeros of every digit run (a run of zeros keeps one)."""
+    expected = _LEADING_ZEROS.sub("", _STRIP.sub("", number.upper()))
+    assert normalize_invoice_number(number) == expected
+
+
+@pytest.mark.parametrize(
+    ("number", "expected"),
+    [
+        ("S0087-0000024", "S870000024"),
+        ("000", "0"),
+        ("A000B", "A0B"),
+        ("1-0", "10"),
+        ("straße 07", "STRASSE7"),
+    ],
+)
+def test_invoice_number_examples(number: str, expected: str) -> None:
+    assert normalize_invoice_number(number) == expected
 
 
 def test_unmatched_lines_hold_the_invoice() -> None:

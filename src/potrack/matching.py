@@ -46,7 +46,6 @@ and every finding names the rule that applied.
 from __future__ import annotations
 
 import enum
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
@@ -725,10 +724,6 @@ class MatchResult(NamedTuple):
         )
 
 
-_DUP_STRIP = re.compile(r"[^0-9A-Z]")
-_LEADING_ZEROS = re.compile(r"(?<![0-9])0+(?=[0-9])")
-
-
 def normalize_invoice_number(number: str) -> str:
     """A supplier invoice number as duplicate detection compares it: upper case, letters and
     digits only, leading zeros of each digit run dropped.
@@ -736,8 +731,9 @@ def normalize_invoice_number(number: str) -> str:
     >>> normalize_invoice_number("inv-00123/a"), normalize_invoice_number("INV 123 A")
     ('INV123A', 'INV123A')
     """
-    kept = _DUP_STRIP.sub("", number.upper())
-    return _LEADING_ZEROS.sub("", kept) if "0" in kept else kept
+    from potrack._matchcore import normalize_number  # the engine's (compiled when built so)
+
+    return normalize_number(number)
 
 
 def match(
