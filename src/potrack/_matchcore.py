@@ -180,14 +180,14 @@ def _terms(po: PurchaseOrder, supplier: Supplier | None, policy: TolerancePolicy
                 level,
                 level is not _TWO_WAY and ln.line_type is not _SERVICE,
                 level is _FOUR_WAY,
-                *checks,
-            ),
+            )
+            + checks,
         )
     agreed: dict[str, Decimal] = {}
     for charge in po.charges:
         agreed[charge.code] = agreed.get(charge.code, _ZERO) + charge.amount.amount
     return _tuple_new(
-        _Terms, (po, po.currency, lines, agreed, *resolver.header_checks(supplier_id))
+        _Terms, (po, po.currency, lines, agreed) + resolver.header_checks(supplier_id)
     )
 
 
