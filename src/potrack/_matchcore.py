@@ -1458,7 +1458,7 @@ class Engine:
         waiting = self._waiting.get(po_id)
         if waiting is None:
             waiting = self._waiting[po_id] = {}
-        waiting[invoice.id] = _Waiting(invoice, result, billed_before)
+        waiting[invoice.id] = _tuple_new(_Waiting, (invoice, result, billed_before))
 
     def _billed_before(
         self, invoice: Invoice, terms: _Terms, ledger: _Ledger
@@ -1468,6 +1468,8 @@ class Engine:
         for ln in invoice.lines:
             no = ln.po_line_no
             if no is not None and no in terms.lines:
-                factor = _factor(terms, no, ln.uom, self.uom) if ln.uom is not None else _ONE
-                own[no] = own.get(no, _ZERO) + ln.quantity * factor
+                quantity = ln.quantity
+                if ln.uom is not None:
+                    quantity = quantity * _factor(terms, no, ln.uom, self.uom)
+                own[no] = own.get(no, _ZERO) + quantity
         return {no: ledger[no * _STRIDE + _BILLED] - quantity for no, quantity in own.items()}
