@@ -20,6 +20,7 @@ from potrack.exceptions import NotPermittedError, ValidationError
 from potrack.matching import (
     BatchMatcher,
     Check,
+    Finding,
     FindingCode,
     Limit,
     Override,
@@ -325,10 +326,20 @@ def test_header_total_small_difference_is_accepted_and_recorded() -> None:
     pol = attrs.evolve(TolerancePolicy(), small_difference=D("0.05"))
     result = match(invoice("100", total="1000.04"), po(), receipts=[received("100")], policy=pol)
     (finding,) = result.findings
-    assert (finding.code, finding.severity, finding.variance) == (
-        FindingCode.HEADER_TOTAL,
-        Severity.INFO,
-        D("0.04"),
+    assert finding == Finding(
+        code=FindingCode.HEADER_TOTAL,
+        severity=Severity.INFO,
+        expected=D("1000.00"),
+        actual=D("1000.04"),
+        unit="USD",
+        variance=D("0.04"),
+        variance_percent=D("0.004"),
+        limit="0.05",
+        rule="small difference",
+        detail=(
+            "stated total differs from lines + charges + tax by 0.04 USD, within the "
+            "small-difference allowance"
+        ),
     )
     assert result.status is InvoiceStatus.MATCHED_WITHIN_TOLERANCE
     assert result.payable == money("1000.04", "USD")

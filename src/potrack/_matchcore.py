@@ -837,23 +837,7 @@ def _evaluate(
     if total != computed:
         diff = total - computed
         if abs(diff) <= policy.small_difference:
-            header.append(
-                Finding(
-                    code=_CODE_HEADER_TOTAL,
-                    severity=_INFO,
-                    expected=computed,
-                    actual=total,
-                    unit=cur,
-                    variance=diff,
-                    variance_percent=_pct(diff, computed),
-                    limit=f"{policy.small_difference:f}",
-                    rule="small difference",
-                    detail=(
-                        f"stated total differs from lines + charges + tax by "
-                        f"{diff:f} {cur}, within the small-difference allowance"
-                    ),
-                )
-            )
+            header.append(_small_difference(computed, total, cur, policy.small_difference))
         else:
             _test(
                 header,
@@ -865,6 +849,47 @@ def _evaluate(
                 currency=cur,
             )
     return _conclude(invoice, po, results, blocking, header, overrides, policy, rounded_to)
+
+
+_ALLOWANCES: Final[dict[Decimal, str]] = {}
+
+
+def _small_difference(computed: Decimal, total: Decimal, cur: str, allowance: Decimal) -> Finding:
+    """The information that the stated total differs from the computed one within the policy's
+    small-difference allowance (a third of the synthetic invoices carry one: built directly)."""
+    limit = _ALLOWANCES.get(allowance)
+    if limit is None:
+        if len(_ALLOWANCES) > 100:
+            _ALLOWANCES.clear()
+        limit = _ALLOWANCES[allowance] = f"{allowance:f}"
+    diff = total - computed
+    detail = (
+        f"stated total differs from lines + charges + tax by {diff:f} {cur}, within the "
+        "small-difference allowance"
+    )
+    # Finding's fields in order: code, severity, invoice and PO line, expected, actual, unit,
+    # variance, variance %, value, currency, limit, rule, detail, override, awaiting receipt.
+    return _tuple_new(
+        Finding,
+        (
+            _CODE_HEADER_TOTAL,
+            _INFO,
+            None,
+            None,
+            computed,
+            total,
+            cur,
+            diff,
+            _pct(diff, computed),
+            None,
+            "",
+            limit,
+            "small difference",
+            detail,
+            None,
+            False,
+        ),
+    )
 
 
 _RECEIPT_CODES: Final = (_CODE_QUANTITY_RECEIVED, _CODE_QUANTITY_ACCEPTED)
