@@ -256,6 +256,29 @@ def test_example_5_charges_tolerance_25_percent(
     assert (result.status is not InvoiceStatus.HELD) is passes, result.report()
 
 
+def test_a_charges_finding_explains_itself() -> None:
+    pol = policy(Tolerance(Check.CHARGES, upper=Limit(percent=D(25))), *QTY_EXACT)
+    inv = invoice(
+        "100", total="1130.00", charges=(Charge(code="freight", amount=money("130", "USD")),)
+    )
+    order = po(charges=(Charge(code="freight", amount=money("100", "USD")),))
+    result = match(inv, order, receipts=[received("100")], policy=pol)
+    assert result.header == (
+        Finding(
+            code=FindingCode.CHARGES,
+            severity=Severity.BLOCK,
+            expected=D("100.00"),
+            actual=D("130.00"),
+            unit="USD",
+            variance=D("30.00"),
+            variance_percent=D(30),
+            limit="25 %",
+            rule="default",
+            detail="freight charges 130 USD so far against 100 USD agreed (+30.00 %)",
+        ),
+    )
+
+
 # -- tolerance semantics ------------------------------------------------------------------------------
 
 

@@ -1068,6 +1068,9 @@ def _credit_checks(
         )
 
 
+_DETAIL: Final = Finding._fields.index("detail")
+
+
 def _charges(
     header: list[Finding],
     invoice: Invoice,
@@ -1093,11 +1096,9 @@ def _charges(
                 if f.variance_percent is not None
                 else " (none agreed)"
             )
-            header[-1] = f._replace(
-                detail=(
-                    f"{code} charges {after:f} {cur} so far against {agreed:f} {cur} agreed{pct}"
-                ),
-            )
+            detail = f"{code} charges {after:f} {cur} so far against {agreed:f} {cur} agreed{pct}"
+            # f._replace(detail=...), without its Python-level loop over the sixteen fields
+            header[-1] = _tuple_new(Finding, (*f[:_DETAIL], detail, *f[_DETAIL + 1 :]))
 
 
 def _currency_finding(
