@@ -848,7 +848,9 @@ def _evaluate(
                 cur,
                 currency=cur,
             )
-    return _conclude(invoice, po, results, blocking, header, overrides, policy, rounded_to)
+    return _conclude(
+        invoice, po, results, blocking, header, overrides, policy, rounded_to, exponent
+    )
 
 
 _ALLOWANCES: Final[dict[Decimal, str]] = {}
@@ -1016,7 +1018,15 @@ def _recheck(
             )
         )
     return _conclude(
-        invoice, terms.po, results, blocking, list(previous.header), (), policy, rounded_to
+        invoice,
+        terms.po,
+        results,
+        blocking,
+        list(previous.header),
+        (),
+        policy,
+        rounded_to,
+        exponent,
     )
 
 
@@ -1269,11 +1279,13 @@ def _conclude(
     overrides: tuple[Override, ...],
     policy: TolerancePolicy,
     rounded_to: Any,
+    exponent: Decimal,
 ) -> MatchResult:
     """The invoice's status and what may be paid now, from its settled lines and header findings
-    (``rounded_to`` is the policy rounding's quantizer)."""
+    (``rounded_to`` is the policy rounding's quantizer, ``exponent`` the currency's quantum)."""
     cur = invoice.currency
-    is_invoice = invoice.kind is _INVOICE
+    kind = invoice.kind
+    invoiced = invoice.total
     header_findings = tuple(header)
     only_currency = True
     for lr in lines:
@@ -1294,8 +1306,8 @@ def _conclude(
         status = _MATCHED
     else:
         status = _WITHIN
-    total = invoice.total.amount
-    if not is_invoice:
+    total = invoiced.amount
+    if kind is not _INVOICE:
         payable_value = _ZERO  # a credit memo is not paid; it reduces what is owed
     elif status in _OK:
         payable_value = total
@@ -1303,11 +1315,12 @@ def _conclude(
         payable_value = min(sum((lr.payable for lr in lines), _ZERO), total)
     else:
         payable_value = _ZERO
-    payable_value = rounded_to(payable_value, quantum(cur))
+    if payable_value is not _ZERO:
+        payable_value = rounded_to(payable_value, exponent)
     if payable_value == total:
-        pay_now, held = invoice.total, _zero_money(cur)
+        pay_now, held = invoiced, _zero_money(cur)
     elif not payable_value:
-        pay_now, held = _zero_money(cur), invoice.total
+        pay_now, held = _zero_money(cur), invoiced
     else:
         pay_now, held = Money(payable_value, cur), Money(total - payable_value, cur)
     return _tuple_new(
@@ -1315,9 +1328,9 @@ def _conclude(
         (
             invoice.id,
             po.id,
-            invoice.kind,
+            kind,
             status,
-            invoice.total,
+            invoiced,
             pay_now,
             held,
             tuple(lines),
