@@ -31,7 +31,6 @@ from potrack.matching import (
     Severity,
     Tolerance,
     TolerancePolicy,
-    _breached,
 )
 from potrack.money import Rounding, quantum, round_amount
 from potrack.records import (
@@ -295,6 +294,37 @@ def _factor(terms: _Terms, line_no: int, given: str | None, uom: UomConverter | 
 # -- matching -----------------------------------------------------------------------------------------------
 
 
+def breached(
+    limit: Limit,
+    both: bool,
+    value: Decimal | None,
+    percent: Decimal | None,
+    quantity: Decimal | None,
+) -> bool:
+    """Whether magnitudes break a limit: each set measure holds or not; ``both`` needs every one
+    to hold, otherwise one holding suffices (a limit with no measure set never breaks)."""
+    held = failed = 0
+    if limit.amount is not None:
+        if value is not None and value <= limit.amount:
+            held += 1
+        else:
+            failed += 1
+    if limit.percent is not None:
+        # No expected value (percent undefined) never passes a percent limit.
+        if percent is not None and percent <= limit.percent:
+            held += 1
+        else:
+            failed += 1
+    if limit.quantity is not None:
+        if quantity is not None and quantity <= limit.quantity:
+            held += 1
+        else:
+            failed += 1
+    if not held and not failed:
+        return False
+    return bool(failed) if both else not held
+
+
 def normalize_number(number: str) -> str:
     """:func:`potrack.matching.normalize_invoice_number`: upper case, ASCII letters and digits only,
     and each run of digits without its leading zeros (a run of zeros only keeps one).
@@ -474,7 +504,7 @@ def _test(
     if side is None:
         return  # that side is not checked
     pct = None if not expected else variance * _HUNDRED / expected
-    breach = _breached(
+    breach = breached(
         side,
         gate.both,
         abs(value if value is not None else variance),

@@ -237,7 +237,9 @@ class Tolerance:
     ) -> bool:
         if limit is None:
             return False
-        return _breached(limit, self.combine == "both", value, percent, quantity)
+        from potrack._matchcore import breached  # the engine's (compiled when built so)
+
+        return breached(limit, self.combine == "both", value, percent, quantity)
 
     def upper_breach(
         self, value: Decimal | None, percent: Decimal | None, quantity: Decimal | None
@@ -250,37 +252,6 @@ class Tolerance:
     ) -> bool:
         """Whether a negative variance (magnitudes given) breaks the lower limits."""
         return self._breach(self.lower, value, percent, quantity)
-
-
-def _breached(
-    limit: Limit,
-    both: bool,
-    value: Decimal | None,
-    percent: Decimal | None,
-    quantity: Decimal | None,
-) -> bool:
-    """Whether magnitudes break a limit: each set measure holds or not; ``both`` needs every one
-    to hold, otherwise one holding suffices (a limit with no measure set never breaks)."""
-    held = failed = 0
-    if limit.amount is not None:
-        if value is not None and value <= limit.amount:
-            held += 1
-        else:
-            failed += 1
-    if limit.percent is not None:
-        # No expected value (percent undefined) never passes a percent limit.
-        if percent is not None and percent <= limit.percent:
-            held += 1
-        else:
-            failed += 1
-    if limit.quantity is not None:
-        if quantity is not None and quantity <= limit.quantity:
-            held += 1
-        else:
-            failed += 1
-    if not held and not failed:
-        return False
-    return bool(failed) if both else not held
 
 
 @attrs.frozen
