@@ -804,12 +804,30 @@ class BatchMatcher:
     ) -> None:
         from potrack._matchcore import Engine  # compiled when the build could
 
-        self.purchase_orders = purchase_orders
-        self.policy = policy or TolerancePolicy()
-        self.suppliers = suppliers or {}
-        self.uom = uom
-        self.rates = rates
-        self._engine = Engine(purchase_orders, self.policy, self.suppliers, uom, rates, cache)
+        self._engine = Engine(
+            purchase_orders, policy or TolerancePolicy(), suppliers or {}, uom, rates, cache
+        )
+
+    # Read-only views of what the engine holds (one copy of the state, not two).
+    @property
+    def purchase_orders(self) -> Mapping[str, PurchaseOrder]:
+        return self._engine.purchase_orders
+
+    @property
+    def policy(self) -> TolerancePolicy:
+        return self._engine.policy
+
+    @property
+    def suppliers(self) -> Mapping[str, Supplier]:
+        return self._engine.suppliers
+
+    @property
+    def uom(self) -> UomConverter | None:
+        return self._engine.uom
+
+    @property
+    def rates(self) -> ExchangeRates | None:
+        return self._engine.rates
 
     @property
     def matched_lines(self) -> int:
