@@ -30,9 +30,14 @@ ENGINE = "potrack/_matchcore.py"
 MYPYC = ("mypy==2.4.1", "setuptools>=70")
 
 
+def _flag(name: str) -> bool:
+    """Whether the environment variable ``name`` is set to something other than empty or 0."""
+    return os.environ.get(name, "") not in ("", "0")
+
+
 def _why_not() -> str | None:
     """Why the engine cannot be compiled here, or None when it can be tried."""
-    if os.environ.get("POTRACK_PURE_PYTHON", "") not in ("", "0"):
+    if _flag("POTRACK_PURE_PYTHON"):
         return "POTRACK_PURE_PYTHON is set"
     if sys.implementation.name != "cpython":
         return f"mypyc needs CPython, this is {sys.implementation.name}"
@@ -40,10 +45,6 @@ def _why_not() -> str | None:
     if shutil.which(compiler) is None:
         return f"no C compiler ({compiler!r} is not on the PATH)"
     return None
-
-
-def _required() -> bool:
-    return os.environ.get("POTRACK_REQUIRE_COMPILED", "") not in ("", "0")
 
 
 class CustomBuildHook(BuildHookInterface):  # type: ignore[type-arg]
@@ -65,7 +66,7 @@ class CustomBuildHook(BuildHookInterface):  # type: ignore[type-arg]
             self._workdir = tempfile.mkdtemp(prefix="potrack-mypyc-")
             reason = self._compile(Path(self._workdir), build_data)
         if reason is not None:
-            if _required():
+            if _flag("POTRACK_REQUIRE_COMPILED"):
                 raise RuntimeError(f"potrack: the matching engine could not be compiled: {reason}")
             self.app.display_warning(
                 f"potrack: the matching engine stays plain Python ({reason}); "
