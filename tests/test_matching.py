@@ -452,6 +452,24 @@ def test_invoice_numbers_normalize_as_the_regex_definition_says(number: str) -> 
     assert normalize_invoice_number(number) == expected
 
 
+@given(st.decimals(allow_nan=False, allow_infinity=False))
+def test_decimals_in_finding_texts_are_written_without_an_exponent(value: Decimal) -> None:
+    """The engine's fast plain text of a number equals ``f"{value:f}"`` for every finite value."""
+    from potrack._matchcore import _plain
+
+    assert _plain(value) == f"{value:f}"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("12.50", "12.50"), ("-0.03", "-0.03"), ("1E+2", "100"), ("1E-7", "0.0000001"), ("-0", "-0")],
+)
+def test_plain_number_examples(value: str, expected: str) -> None:
+    from potrack._matchcore import _plain
+
+    assert _plain(Decimal(value)) == expected
+
+
 @pytest.mark.parametrize(
     ("number", "expected"),
     [
