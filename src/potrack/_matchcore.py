@@ -205,17 +205,34 @@ _CODE_CHARGES: Final = FindingCode.CHARGES
 class _Terms:
     """A PO's terms as matching needs them, built once per PO."""
 
-    __slots__ = ("charges", "charges_tol", "currency", "lines", "po", "tax_tol", "total_tol")
+    __slots__ = (
+        "charges",
+        "charges_tol",
+        "currency",
+        "lines",
+        "po",
+        "po_id",
+        "rules",
+        "supplier_id",
+        "tax_tol",
+        "total_tol",
+    )
 
     def __init__(
         self,
         po: PurchaseOrder,
+        supplier_id: str,
         lines: dict[int, _LineTerms],
         charges: dict[str, Decimal],
+        rules: _Resolver,
         header: tuple[_Gate | None, _Gate | None, _Gate | None],
     ) -> None:
         self.po = po
+        self.po_id: str = po.id
+        self.supplier_id = supplier_id
         self.currency: str = po.currency
+        self.rules = rules
+        """The policy's resolved tolerances and settings (terms are built for one policy)."""
         self.lines = lines
         self.charges = charges
         """Agreed charges per charge code."""
@@ -255,7 +272,7 @@ def _terms(po: PurchaseOrder, supplier: Supplier | None, policy: TolerancePolicy
             agreed[charge.code] = agreed.get(charge.code, _ZERO) + charge.amount.amount
     else:
         agreed = _NO_CHARGES
-    return _Terms(po, lines, agreed, resolver.header_checks(supplier_id))
+    return _Terms(po, supplier_id, lines, agreed, resolver, resolver.header_checks(supplier_id))
 
 
 _NO_CHARGES: Final[dict[str, Decimal]] = {}  # shared by POs without charges: never mutated
@@ -455,6 +472,12 @@ class _Resolver:
 
     def __init__(self, policy: TolerancePolicy) -> None:
         self.policy = policy
+        # The policy's settings the hot path reads, as plain attributes.
+        self.rounded_to: Any = _quantizer(policy.rounding)
+        self.small_difference: Decimal = policy.small_difference
+        self.park: bool = policy.before_receipt == "park"
+        self.partial_payment: bool = policy.partial_payment
+        self.name: str = policy.name
         self.cache: dict[tuple[str | None, str, str], dict[Check, _Gate]] = {}
         self.ordered = sorted(policy.rules, key=lambda r: r.rank, reverse=True)
         self.default: dict[Check, _Gate] = {t.check: _Gate(t, "default") for t in policy.tolerances}
@@ -671,9 +694,9 @@ def _evaluate(
     until every input has been validated.
     """
     po = terms.po
-    if invoice.supplier_id != po.supplier_id or (
-        invoice.po_id is not None and invoice.po_id != po.id
-    ):
+    po_id = terms.po_id
+    named = invoice.po_id
+    if invoice.supplier_id != terms.supplier_id or (named is not None and named != po_id):
         problems = []
         if invoice.po_id is not None and invoice.po_id != po.id:
             problems.append(Problem("po_id", f"the invoice is for {invoice.po_id}, not {po.id}"))
@@ -686,7 +709,8 @@ def _evaluate(
             )
         raise ValidationError(f"invoice {invoice.id}", problems)
     factors = _factors(invoice, terms, uom)  # raises before anything is billed
-    credit = invoice.kind is _CREDIT_MEMO
+    kind = invoice.kind
+    credit = kind is _CREDIT_MEMO
     cur = invoice.currency
     po_cur = terms.currency
     rate: Decimal | None = _ONE
@@ -706,7 +730,8 @@ def _evaluate(
     # Totals and tax are compared as the supplier books them: each line amount rounded to the
     # currency's precision (a 3 × 45.5805 line is 136.74 on the invoice).
     exponent = _quantum(cur)
-    rounded_to = _quantizer(policy.rounding)
+    rules = terms.rules
+    rounded_to = rules.rounded_to
     net_total = _ZERO
     taxed = _ZERO
     tax_known = True
@@ -896,33 +921,37 @@ def _evaluate(
                 )
             )
 
-    if invoice.charges:
+    charges = invoice.charges
+    if charges:
         if not credit and rate is not None:
             _charges(header, invoice, terms, ledger, terms.charges_tol, rate)
         sign = -billing_rate if credit else billing_rate
         charges_total = _ZERO
-        for charge in invoice.charges:
+        for charge in charges:
             value = charge.amount.amount
             charges_total += value
             _add(ledger, charge.code, sign * value)
     else:
         charges_total = _ZERO
+    stated_tax = invoice.tax
     tax_check = terms.tax_tol
     if tax_check is not None and tax_known:
-        tax = invoice.tax.amount if invoice.tax is not None else None
+        tax = stated_tax.amount if stated_tax is not None else None
         if tax is None and any(ln.tax is not None for ln in invoice.lines):
             tax = sum((ln.tax.amount for ln in invoice.lines if ln.tax is not None), _ZERO)
         if tax is not None or taxed:
             expected_tax = rounded_to(taxed / _HUNDRED, exponent)
             _test(header, tax_check, _CODE_TAX, expected_tax, tax or _ZERO, cur, currency=cur)
-    total = invoice.total.amount
+    invoiced = invoice.total
+    total = invoiced.amount
     computed = net_total + charges_total
-    if invoice.tax is not None:
-        computed += invoice.tax.amount
+    if stated_tax is not None:
+        computed += stated_tax.amount
     if total != computed:
         diff = total - computed
-        if abs(diff) <= policy.small_difference:
-            header.append(_small_difference(computed, total, cur, policy.small_difference))
+        allowance = rules.small_difference
+        if abs(diff) <= allowance:
+            header.append(_small_difference(computed, total, cur, allowance))
         else:
             _test(
                 header,
@@ -934,7 +963,17 @@ def _evaluate(
                 currency=cur,
             )
     return _conclude(
-        invoice, po, results, blocking, header, overrides, policy, rounded_to, exponent
+        invoice_id,
+        po_id,
+        kind,
+        cur,
+        invoiced,
+        results,
+        blocking,
+        header,
+        overrides,
+        rules,
+        exponent,
     )
 
 
@@ -1062,10 +1101,13 @@ def _recheck(
     results: list[LineResult] = []
     blocking: list[Finding] = []
     own: dict[int, Decimal] = {}
-    credit = invoice.kind is _CREDIT_MEMO
+    kind = previous.kind
+    credit = kind is _CREDIT_MEMO
+    invoiced = previous.invoiced
     cur = invoice.currency
     exponent = _quantum(cur)
-    rounded_to = _quantizer(policy.rounding)
+    rules = terms.rules
+    rounded_to = rules.rounded_to
     # The first evaluation gave one line result per invoice line, in the invoice's order.
     for lr, ln in zip(previous.lines, invoice.lines, strict=True):
         t = terms.lines.get(lr.po_line_no) if lr.po_line_no is not None else None
@@ -1111,14 +1153,16 @@ def _recheck(
             )
         )
     return _conclude(
-        invoice,
-        terms.po,
+        previous.invoice_id,
+        terms.po_id,
+        kind,
+        cur,
+        invoiced,
         results,
         blocking,
         list(previous.header),
         (),
-        policy,
-        rounded_to,
+        rules,
         exponent,
     )
 
@@ -1367,21 +1411,21 @@ def _settle(
 
 
 def _conclude(
-    invoice: Invoice,
-    po: PurchaseOrder,
+    invoice_id: str,
+    po_id: str,
+    kind: InvoiceKind,
+    cur: str,
+    invoiced: Money,
     lines: list[LineResult],
     blocking: list[Finding],
     header: list[Finding],
     overrides: tuple[Override, ...],
-    policy: TolerancePolicy,
-    rounded_to: Any,
+    rules: _Resolver,
     exponent: Decimal,
 ) -> MatchResult:
     """The invoice's status and what may be paid now, from its settled lines and header findings
-    (``rounded_to`` is the policy rounding's quantizer, ``exponent`` the currency's quantum)."""
-    cur = invoice.currency
-    kind = invoice.kind
-    invoiced = invoice.total
+    (the invoice's id, kind, currency and total are passed as read once by the caller;
+    ``rules`` holds the policy's settings, ``exponent`` is the currency's quantum)."""
     header_findings = tuple(header)
     only_currency = True
     for lr in lines:
@@ -1390,14 +1434,14 @@ def _conclude(
             break
     if header_findings:
         if overrides:
-            header_findings = _apply_overrides(header_findings, overrides, invoice.id)
+            header_findings = _apply_overrides(header_findings, overrides, invoice_id)
         for f in header_findings:
             if f.severity is _BLOCK:
                 blocking.append(f)
             if f.code is not _CODE_CURRENCY or f.severity is not _INFO:
                 only_currency = False
     if blocking:
-        status = _AWAITING if policy.before_receipt == "park" and _only_waiting(blocking) else _HELD
+        status = _AWAITING if rules.park and _only_waiting(blocking) else _HELD
     elif only_currency:
         status = _MATCHED
     else:
@@ -1407,12 +1451,12 @@ def _conclude(
         payable_value = _ZERO  # a credit memo is not paid; it reduces what is owed
     elif status in _OK:
         payable_value = total
-    elif policy.partial_payment and not any(f.severity is _BLOCK for f in header_findings):
+    elif rules.partial_payment and not any(f.severity is _BLOCK for f in header_findings):
         payable_value = min(sum((lr.payable for lr in lines), _ZERO), total)
     else:
         payable_value = _ZERO
     if payable_value is not _ZERO:
-        payable_value = rounded_to(payable_value, exponent)
+        payable_value = rules.rounded_to(payable_value, exponent)
     if payable_value == total:
         pay_now, held = invoiced, _zero_money(cur)
     elif not payable_value:
@@ -1422,8 +1466,8 @@ def _conclude(
     return _tuple_new(
         MatchResult,
         (
-            invoice.id,
-            po.id,
+            invoice_id,
+            po_id,
             kind,
             status,
             invoiced,
@@ -1431,7 +1475,7 @@ def _conclude(
             held,
             tuple(lines),
             header_findings,
-            policy.name,
+            rules.name,
         ),
     )
 
@@ -1542,7 +1586,7 @@ class Engine:
     def _match(
         self, invoice: Invoice, terms: _Terms, ledger: _Ledger, waiting: _Waiting | None
     ) -> MatchResult:
-        po_id = terms.po.id
+        po_id = terms.po_id
         self.matched_lines += len(invoice.lines)
         if waiting is not None:
             result = _recheck(
