@@ -249,8 +249,6 @@ def round_amount(value: Decimal, currency: str, rounding: Rounding) -> Decimal:
 
 
 @lru_cache(maxsize=512)
-@lru_cache(maxsize=512)
-@lru_cache(maxsize=512)
 def quantum(currency: str) -> Decimal:
     """The currency's smallest unit, for ``Decimal.quantize``.
 
