@@ -151,21 +151,6 @@ class _LineTerms:
 
 
 _tuple_new: Final = tuple.__new__
-_QUANTA: Final[dict[str, Decimal]] = {}
-
-
-def _quantum(currency: str) -> Decimal:
-    """:func:`potrack.money.quantum` through a plain dict: compiled, a dict lookup costs less
-    than a call through its ``functools.lru_cache``."""
-    found = _QUANTA.get(currency)
-    if found is None:
-        found = quantum(currency)  # raises for an unknown currency: nothing is cached then
-        if len(_QUANTA) > 1_000:
-            _QUANTA.clear()
-        _QUANTA[currency] = found
-    return found
-
-
 _QUANTIZERS: Final[dict[str, Any]] = {}
 
 
@@ -654,7 +639,7 @@ def match_one(
     for inv in earlier:
         if inv.id != invoice.id and inv.po_id == po.id:
             _bill(ledger, inv, terms, uom)
-    return _evaluate(invoice, terms, ledger, policy, overrides, uom, rates, supplier_invoices)
+    return _evaluate(invoice, terms, ledger, overrides, uom, rates, supplier_invoices)
 
 
 _OK: Final = (_MATCHED, _WITHIN)
@@ -682,7 +667,6 @@ def _evaluate(
     invoice: Invoice,
     terms: _Terms,
     ledger: _Ledger,
-    policy: TolerancePolicy,
     overrides: tuple[Override, ...],
     uom: UomConverter | None,
     rates: ExchangeRates | None,
@@ -699,8 +683,8 @@ def _evaluate(
     named = invoice.po_id
     if invoice.supplier_id != terms.supplier_id or (named is not None and named != po_id):
         problems = []
-        if invoice.po_id is not None and invoice.po_id != po.id:
-            problems.append(Problem("po_id", f"the invoice is for {invoice.po_id}, not {po.id}"))
+        if named is not None and named != po_id:
+            problems.append(Problem("po_id", f"the invoice is for {named}, not {po_id}"))
         if invoice.supplier_id != po.supplier_id:
             problems.append(
                 Problem(
@@ -730,7 +714,7 @@ def _evaluate(
     invoice_id = invoice.id
     # Totals and tax are compared as the supplier books them: each line amount rounded to the
     # currency's precision (a 3 × 45.5805 line is 136.74 on the invoice).
-    exponent = _quantum(cur)
+    exponent = quantum(cur)
     rules = terms.rules
     rounded_to = rules.rounded_to
     net_total = _ZERO
@@ -784,7 +768,7 @@ def _evaluate(
                     blocking,
                     overrides,
                     invoice_id,
-                    policy,
+                    rules.park,
                     credit,
                     cur,
                 )
@@ -916,7 +900,7 @@ def _evaluate(
                     blocking,
                     overrides,
                     invoice_id,
-                    policy,
+                    rules.park,
                     credit,
                     cur,
                 )
@@ -1090,7 +1074,6 @@ def _recheck(
     terms: _Terms,
     ledger: _Ledger,
     billed_before: Mapping[int, Decimal],
-    policy: TolerancePolicy,
     uom: UomConverter | None,
 ) -> MatchResult:
     """``previous`` with its receipt-dependent findings computed anew (new goods arrived).
@@ -1106,7 +1089,7 @@ def _recheck(
     credit = kind is _CREDIT_MEMO
     invoiced = previous.invoiced
     cur = invoice.currency
-    exponent = _quantum(cur)
+    exponent = quantum(cur)
     rules = terms.rules
     rounded_to = rules.rounded_to
     # The first evaluation gave one line result per invoice line, in the invoice's order.
@@ -1148,7 +1131,7 @@ def _recheck(
                 blocking,
                 (),
                 invoice.id,
-                policy,
+                rules.park,
                 credit,
                 cur,
             )
@@ -1346,9 +1329,10 @@ def _only_waiting(blocking: Sequence[Finding]) -> bool:
 
 
 def _status(
-    findings: Sequence[Finding], policy: TolerancePolicy, collect: list[Finding] | None = None
+    findings: Sequence[Finding], park: bool, collect: list[Finding] | None = None
 ) -> InvoiceStatus:
-    """The status the findings give; blocking findings are added to ``collect`` when given."""
+    """The status the findings give (``park``: the policy parks invoices awaiting receipt);
+    blocking findings are added to ``collect`` when given."""
     if not findings:
         return _MATCHED
     blocking = waiting = 0
@@ -1364,7 +1348,7 @@ def _status(
         if only_currency and (f.code is not _CODE_CURRENCY or severity is not _INFO):
             only_currency = False
     if blocking:
-        if policy.before_receipt == "park" and waiting == blocking:
+        if park and waiting == blocking:
             return _AWAITING
         return _HELD
     return _MATCHED if only_currency else _WITHIN
@@ -1396,7 +1380,7 @@ def _settle(
     blocking: list[Finding],
     overrides: tuple[Override, ...],
     invoice_id: str,
-    policy: TolerancePolicy,
+    park: bool,
     credit: bool,
     currency: str,
 ) -> LineResult:
@@ -1404,7 +1388,7 @@ def _settle(
     ``rounded`` amount when it matches); its blocking findings are added to ``blocking``."""
     if overrides:
         findings = _apply_overrides(findings, overrides, invoice_id)
-    status = _status(findings, policy, blocking)
+    status = _status(findings, park, blocking)
     payable = rounded if not credit and status in _OK else _ZERO
     return _tuple_new(
         LineResult, (line_no, po_line_no, level, status, amount, payable, currency, findings)
@@ -1591,7 +1575,7 @@ class Engine:
         self.matched_lines += len(invoice.lines)
         if waiting is not None:
             result = _recheck(
-                invoice, waiting.result, terms, ledger, waiting.billed_before, self.policy, self.uom
+                invoice, waiting.result, terms, ledger, waiting.billed_before, self.uom
             )
             if result.status is not _MATCHED and _waits_for_goods(result):
                 self._wait(po_id, invoice, result, waiting.billed_before)
@@ -1615,7 +1599,6 @@ class Engine:
             invoice,
             terms,
             ledger,
-            self.policy,
             (),
             self.uom,
             self.rates,
