@@ -204,6 +204,7 @@ def test_example_2_lower_variance_warns_and_never_blocks() -> None:
         D("-6.00"),
     )
     assert finding.variance_percent.quantize(D("0.01")) == D("-4.62")
+    assert (finding.value, finding.currency) == (D("-6.00"), "USD")  # the money at stake
     assert finding.severity is Severity.WARN
     assert result.status is InvoiceStatus.MATCHED_WITHIN_TOLERANCE
     assert result.payable == money("124.00", "USD")
@@ -272,6 +273,8 @@ def test_a_charges_finding_explains_itself() -> None:
             unit="USD",
             variance=D("30.00"),
             variance_percent=D(30),
+            value=D("30.00"),
+            currency="USD",
             limit="25 %",
             rule="default",
             detail="freight charges 130 USD so far against 100 USD agreed (+30.00 %)",
@@ -369,6 +372,7 @@ def test_header_total_small_difference_is_accepted_and_recorded() -> None:
     beyond = match(invoice("100", total="1000.06"), po(), receipts=[received("100")], policy=pol)
     assert beyond.status is InvoiceStatus.HELD
     assert beyond.blocking[0].code is FindingCode.HEADER_TOTAL
+    assert (beyond.blocking[0].value, beyond.blocking[0].currency) == (D("0.06"), "USD")
 
 
 def test_tax_is_compared_with_the_po_rates() -> None:
@@ -385,6 +389,7 @@ def test_tax_is_compared_with_the_po_rates() -> None:
     result = match(bad, order, receipts=[received("100")], policy=pol)
     assert result.blocking[0].code is FindingCode.TAX
     assert result.blocking[0].variance == D("10.00")
+    assert (result.blocking[0].value, result.blocking[0].currency) == (D("10.00"), "USD")
 
 
 def test_foreign_currency_needs_a_rate_and_reports_the_rate_variance() -> None:

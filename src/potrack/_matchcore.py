@@ -553,14 +553,16 @@ def _test(
 ) -> None:
     """Compare ``actual`` with ``expected`` under a tolerance and record a finding if they differ.
 
-    ``value`` is the money measure of the variance (the variance itself for money checks),
-    ``quantity`` the unit measure (for quantity checks and days).
+    ``value`` is the money measure of the variance (the variance itself for money checks: given
+    a ``currency`` and no ``value``), ``quantity`` the unit measure (for quantity checks and days).
     """
     if gate is None:
         return  # the check is off
     variance = actual - expected
     if not variance:
         return
+    if value is None and currency:
+        value = variance  # a money check: the variance is the money at stake
     upper = variance > 0
     side = gate.upper if upper else gate.lower
     if side is None:

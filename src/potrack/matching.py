@@ -510,8 +510,9 @@ class Finding(NamedTuple):
 
     ``expected`` and ``actual`` are in ``unit`` (a currency code, a unit of measure, or ``days``);
     ``variance`` is actual − expected and ``variance_percent`` its percent of expected (None when
-    nothing was expected); ``value`` the money at stake, in ``currency`` (for a quantity variance:
-    its value at the PO price).
+    nothing was expected); ``value`` the money at stake, in ``currency`` (for a money check — price,
+    line amount, charges, tax, header total — the variance itself; for a quantity variance, its
+    value at the PO price; none for the date check).
     """
 
     code: FindingCode
