@@ -52,7 +52,7 @@ def _state_mib(matcher: BatchMatcher) -> float:
         total += size(ledger) + sum(size(value) for value in ledger.values())
     total += size(matcher._engine._numbers)
     for key, value in matcher._engine._numbers.items():
-        total += size(key) + sum(size(part) for part in key) + size(value) + size(value[0])
+        total += size(key) + size(value)
     total += size(matcher._engine._waiting) + size(matcher._engine._terms)
     return total / 2**20
 

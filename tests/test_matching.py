@@ -677,6 +677,25 @@ def test_batch_carries_cumulative_state_and_detects_duplicates() -> None:
     assert "duplicates 'A-1' of INV-1" in results[2].report()
 
 
+@given(
+    first_id=st.text(min_size=1).filter(str.strip),
+    number=st.text(min_size=1).filter(str.strip),
+)
+def test_a_batch_duplicate_names_the_first_invoice_whatever_its_id_and_number(
+    first_id: str, number: str
+) -> None:
+    """The batch keeps each number it has seen as one string (id length, id, number): ids and
+    numbers with colons, separators or digits at the start come back intact."""
+    batch = BatchMatcher({"PO-1": po()})
+    batch.feed(received("100"))
+    batch.feed(invoice("10", iid=first_id, number=number))
+    (again,) = batch.feed(invoice("10", iid=f"{first_id}+", number=number))
+    (finding,) = [f for f in again.blocking if f.code is FindingCode.DUPLICATE]
+    assert finding.detail == (
+        f"invoice number {number!r} duplicates {number!r} of {first_id} from the same supplier"
+    )
+
+
 def test_batch_equals_one_by_one_matching() -> None:
     order = po(lines=2)
     docs: list[Any] = [

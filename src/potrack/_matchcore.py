@@ -1526,7 +1526,11 @@ class Engine:
         self._terms: OrderedDict[str, _Terms] = OrderedDict()
         self._ledgers: dict[str, _Ledger] = {}
         self._waiting: dict[str, dict[str, _Waiting]] = {}
-        self._numbers: dict[tuple[str, str], tuple[str, str]] = {}
+        # The invoice numbers seen, as strings rather than tuples (over a run, two tuples per
+        # invoice would be two more objects for the garbage collector to count).  The key is the
+        # normalized number (ASCII letters and digits only) and, after a separator, the supplier;
+        # the value is the first invoice's id and number, led by the id's length and a colon.
+        self._numbers: dict[str, str] = {}
         self._by_date_amount: dict[tuple[str, date, Money], str] = {}
         self.matched_lines = 0
 
@@ -1584,14 +1588,18 @@ class Engine:
             return result
         # Duplicates: the first invoice of the supplier with the same number — or, without
         # a number, the same date and amount.  Only its id and number are kept.
-        numbered = unnumbered = None
+        numbered: str | None = None
+        unnumbered = None
         first: Invoice | None = None
+        number = invoice.number
         if invoice.kind is not _CREDIT_MEMO:
-            if invoice.number:
-                numbered = (invoice.supplier_id, normalize_number(invoice.number))
+            if number:
+                numbered = f"{normalize_number(number)}\x1f{invoice.supplier_id}"
                 seen = self._numbers.get(numbered)
                 if seen is not None:
-                    first = rebuild(invoice, {"id": InvoiceId(seen[0]), "number": seen[1]})
+                    size, _, rest = seen.partition(":")
+                    cut = int(size)
+                    first = rebuild(invoice, {"id": InvoiceId(rest[:cut]), "number": rest[cut:]})
             else:
                 unnumbered = (invoice.supplier_id, invoice.invoice_date, invoice.total)
                 seen_id = self._by_date_amount.get(unnumbered)
@@ -1612,7 +1620,7 @@ class Engine:
             self._wait(po_id, invoice, result, self._billed_before(invoice, terms, ledger))
         if first is None:  # remembered once matched: an invoice refused changes nothing
             if numbered is not None:
-                self._numbers[numbered] = (invoice.id, invoice.number or "")
+                self._numbers[numbered] = f"{len(invoice.id)}:{invoice.id}{number}"
             elif unnumbered is not None:
                 self._by_date_amount[unnumbered] = invoice.id
         return result
