@@ -227,9 +227,7 @@ class _Terms:
 
 def _terms(po: PurchaseOrder, supplier: Supplier | None, policy: TolerancePolicy) -> _Terms:
     """The terms of ``po``: each line's price, quantity, level and resolved tolerances."""
-    resolver = _RESOLVERS.get(id(policy))
-    if resolver is None or resolver.policy is not policy:
-        resolver = _resolver(policy)
+    resolver = _resolver(policy)
     default = po.match_level or (supplier.match_level if supplier else None) or policy.default_level
     supplier_id = po.supplier_id
     scoped = resolver.line_checks if resolver.ordered else None
@@ -591,7 +589,7 @@ def _test(
                 variance,
                 pct,
                 value if currency else None,
-                currency if value is not None else "",
+                currency,  # set for money checks, whose value is then always set
                 _describe(side),
                 gate.rule,
                 "",
@@ -687,11 +685,11 @@ def _evaluate(
         problems = []
         if named is not None and named != po_id:
             problems.append(Problem("po_id", f"the invoice is for {named}, not {po_id}"))
-        if invoice.supplier_id != po.supplier_id:
+        if invoice.supplier_id != terms.supplier_id:
             problems.append(
                 Problem(
                     "supplier_id",
-                    f"the invoice is from {invoice.supplier_id}, the PO with {po.supplier_id}",
+                    f"the invoice is from {invoice.supplier_id}, the PO with {terms.supplier_id}",
                 )
             )
         raise ValidationError(f"invoice {invoice.id}", problems)
@@ -815,7 +813,6 @@ def _evaluate(
                         t.price,
                         price,
                         po_cur,
-                        value=price - t.price,
                         currency=po_cur,
                         inv_line=line_no,
                         po_line=no,
