@@ -6,7 +6,7 @@ import gc
 import itertools
 import os
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -16,7 +16,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from potrack.events import RecordInvoice, RecordMatch
-from potrack.exceptions import NotPermittedError, ValidationError
+from potrack.exceptions import (
+    InvalidValueError,
+    NotFoundError,
+    NotPermittedError,
+    ValidationError,
+)
 from potrack.matching import (
     BatchMatcher,
     Check,
@@ -656,6 +661,149 @@ def test_batch_releases_an_invoice_when_its_receipt_arrives() -> None:
     results = list(batch.feed(received("30", rid="GR-2")))
     assert [(r.invoice_id, r.status) for r in results] == [("INV-1", InvoiceStatus.MATCHED)]
     assert list(batch.feed(received("10", rid="GR-3"))) == []  # nothing waits any more
+
+
+def test_a_withdrawn_invoice_is_not_matched_again_when_goods_arrive() -> None:
+    batch = BatchMatcher({"PO-1": po()})
+    held = invoice("60", iid="INV-1")
+    (first,) = batch.feed(held)
+    batch.feed(invoice("10", iid="INV-2"))
+    assert [r.invoice_id for r in batch.waiting()] == ["INV-1", "INV-2"]
+    assert batch.withdraw(held) == first
+    assert [r.invoice_id for r in batch.waiting()] == ["INV-2"]
+    # Only INV-2 is matched again; INV-1 (settled elsewhere, say) stays out.
+    assert [(r.invoice_id, r.status) for r in batch.feed(received("100"))] == [
+        ("INV-2", InvoiceStatus.MATCHED)
+    ]
+    assert batch.waiting() == []
+
+
+def memo(qty: str, credits: str | None = "INV-1", iid: str = "CM-1") -> Invoice:
+    return invoice(qty, iid=iid, kind=InvoiceKind.CREDIT_MEMO, credits=credits)
+
+
+def test_a_credit_memo_correcting_a_waiting_invoice_releases_it_at_once() -> None:
+    """60 billed before goods, 50 received, then the supplier credits 10 of the invoice: net,
+    50 billed against 50 received — the invoice no longer waits."""
+    batch = BatchMatcher({"PO-1": po()})
+    batch.feed(invoice("60"))
+    (still,) = batch.feed(received("50"))
+    assert still.status is InvoiceStatus.AWAITING_RECEIPT
+    corrected = batch.feed(memo("10"))
+    assert [(r.invoice_id, r.status) for r in corrected] == [
+        ("CM-1", InvoiceStatus.MATCHED),
+        ("INV-1", InvoiceStatus.MATCHED),
+    ]
+    assert corrected[1].payable == money("600.00", "USD")  # the memo reduces what is owed
+    assert batch.waiting() == []
+
+
+def test_a_credit_memo_before_the_goods_lowers_what_the_invoice_waits_for() -> None:
+    batch = BatchMatcher({"PO-1": po()})
+    batch.feed(invoice("60"))
+    (_, again) = batch.feed(memo("10"))
+    assert again.status is InvoiceStatus.AWAITING_RECEIPT
+    (finding,) = again.blocking
+    assert (finding.code, finding.expected, finding.actual) == (
+        FindingCode.QUANTITY_RECEIVED,
+        D(0),
+        D(50),
+    )
+    assert [(r.invoice_id, r.status) for r in batch.feed(received("50"))] == [
+        ("INV-1", InvoiceStatus.MATCHED)
+    ]
+
+
+def test_only_an_accepted_memo_for_a_waiting_invoice_corrects_it() -> None:
+    batch = BatchMatcher({"PO-1": po()})
+    batch.feed(invoice("60"))
+    batch.feed(received("50"))
+    # Crediting more than was invoiced is held: it corrects nothing until accepted.
+    (held,) = batch.feed(memo("70"))
+    assert held.status is InvoiceStatus.HELD
+    # A memo for another invoice, or for none, leaves INV-1 waiting.
+    assert len(batch.feed(memo("1", credits="INV-7", iid="CM-2"))) == 1
+    assert len(batch.feed(memo("1", credits=None, iid="CM-3"))) == 1
+    assert [r.invoice_id for r in batch.waiting()] == ["INV-1"]
+
+
+def test_withdrawing_an_invoice_that_is_not_waiting_names_it() -> None:
+    batch = BatchMatcher({"PO-1": po()})
+    batch.feed(received("100"))
+    paid = invoice("10", iid="INV-9")
+    (result,) = batch.feed(paid)
+    assert result.status is InvoiceStatus.MATCHED
+    with pytest.raises(NotFoundError) as caught:
+        batch.withdraw(paid)
+    assert (caught.value.kind, caught.value.key) == ("invoice waiting for goods", "INV-9")
+    with pytest.raises(NotFoundError):
+        batch.withdraw(attrs.evolve(paid, po_id=None))
+
+
+def test_expire_gives_up_on_invoices_dated_before_the_day_oldest_first() -> None:
+    batch = BatchMatcher({"PO-1": po(), "PO-2": po(id="PO-2")})
+    docs = [
+        invoice("10", iid="INV-C", invoice_date=date(2026, 1, 5)),
+        invoice("10", iid="INV-B", invoice_date=date(2026, 1, 5), po_id="PO-2"),
+        invoice("10", iid="INV-A", invoice_date=date(2026, 3, 1)),
+    ]
+    for doc in docs:
+        batch.feed(doc)
+    assert [r.invoice_id for r in batch.waiting()] == ["INV-B", "INV-C", "INV-A"]
+    assert batch.expire(date(2026, 1, 5)) == []  # "before" is strict
+    expired = batch.expire(date(2026, 1, 6))
+    assert [(r.invoice_id, r.status) for r in expired] == [
+        ("INV-B", InvoiceStatus.AWAITING_RECEIPT),
+        ("INV-C", InvoiceStatus.AWAITING_RECEIPT),
+    ]
+    assert [r.invoice_id for r in batch.feed(received("100"))] == ["INV-A"]
+    assert batch.feed(attrs.evolve(received("100"), po_id="PO-2")) == []
+
+
+@pytest.mark.parametrize("before", [datetime(2026, 1, 6, tzinfo=UTC), "2026-01-06", None])
+def test_expire_refuses_what_is_not_a_date(before: Any) -> None:
+    batch = BatchMatcher({"PO-1": po()})
+    batch.feed(invoice("10"))
+    with pytest.raises(InvalidValueError, match="before: expected a date"):
+        batch.expire(before)
+    assert [r.invoice_id for r in batch.waiting()] == ["INV-1"]  # nothing changed
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["inv", "gr"]), st.integers(1, 60), st.integers(0, 40)),
+        min_size=1,
+        max_size=14,
+    ),
+    st.integers(0, 41),
+)
+def test_expiring_invoices_goods_never_release_changes_no_other_result(
+    steps: list[tuple[str, int, int]], cut: int
+) -> None:
+    """Expiring only changes what happens to the expired invoices: every other result is the
+    one the batch gives without expiring, and the expired ones are exactly those dated before."""
+    day0 = date(2026, 1, 1)
+    docs: list[Any] = []
+    for n, (kind, qty, day) in enumerate(steps):
+        if kind == "gr":
+            docs.append(received(str(qty), rid=f"GR-{n}"))
+        else:
+            when = day0 + timedelta(days=day)
+            docs.append(invoice(str(qty), iid=f"INV-{n}", invoice_date=when))
+    plain = BatchMatcher({"PO-1": po()}, TolerancePolicy.lenient())
+    expiring = BatchMatcher({"PO-1": po()}, TolerancePolicy.lenient())
+    before = day0 + timedelta(days=cut)
+    half = len(docs) // 2
+    for doc in docs[:half]:
+        assert plain.feed(doc) == expiring.feed(doc)
+    dated = {d.id: d.invoice_date for d in docs if isinstance(d, Invoice)}
+    expected = [r for r in plain.waiting() if dated[r.invoice_id] < before]
+    gone = expiring.expire(before)
+    assert gone == expected
+    for doc in docs[half:]:
+        assert expiring.feed(doc) == [
+            r for r in plain.feed(doc) if r.invoice_id not in {g.invoice_id for g in gone}
+        ]
 
 
 def test_batch_carries_cumulative_state_and_detects_duplicates() -> None:

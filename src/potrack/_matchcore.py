@@ -19,7 +19,7 @@ from typing import Any, Final
 from moneyed import Money
 
 from potrack._fast import rebuild
-from potrack.exceptions import Problem, ValidationError
+from potrack.exceptions import NotFoundError, Problem, ValidationError
 from potrack.matching import (
     Check,
     Finding,
@@ -1502,6 +1502,11 @@ class _Waiting:
         self.billed_before = billed_before
 
 
+def _arrival(entry: _Waiting) -> tuple[date, str]:
+    """Waiting invoices' order: oldest first, then by id."""
+    return entry.invoice.invoice_date, entry.invoice.id
+
+
 class Engine:
     """The state and work of a :class:`potrack.matching.BatchMatcher` (which documents it)."""
 
@@ -1553,7 +1558,11 @@ class Engine:
             ledger = self._ledgers.get(po_id)
             if ledger is None:
                 ledger = self._ledgers[po_id] = {}
-            return [self._match(document, self._terms_of(po_id), ledger, None)]
+            terms = self._terms_of(po_id)
+            result = self._match(document, terms, ledger, None)
+            if document.credits is None or document.kind is not _CREDIT_MEMO:
+                return [result]
+            return self._corrected(document, result, terms, ledger)
         if isinstance(document, GoodsReceipt):
             po_id = document.po_id
             terms = self._terms_of(po_id)
@@ -1570,6 +1579,33 @@ class Engine:
             _give_back(self._ledgers.setdefault(document.po_id, {}), document)
             return []
         raise TypeError(f"expected a receipt, return or invoice, got {type(document).__name__}")
+
+    def _corrected(
+        self, memo: Invoice, result: MatchResult, terms: _Terms, ledger: _Ledger
+    ) -> list[MatchResult]:
+        """The results of an accepted credit memo that corrects an invoice waiting for goods:
+        the memo's, then the invoice's, matched again at once with what the memo credits no
+        longer counted against the goods (it waits on if goods still hold it).
+
+        A held memo (over-credit, duplicate) corrects nothing until a person accepts it.
+        """
+        by_id = self._waiting.get(terms.po_id)
+        entry = by_id.get(memo.credits) if by_id is not None and memo.credits else None
+        if entry is None or by_id is None or result.status not in _OK:
+            return [result]
+        before = dict(entry.billed_before)
+        for ln in memo.lines:
+            no = ln.po_line_no
+            if no is not None and no in terms.lines:
+                quantity = ln.quantity
+                if ln.uom is not None:
+                    quantity = quantity * _factor(terms, no, ln.uom, self.uom)
+                before[no] = before.get(no, _ZERO) - quantity
+        del by_id[entry.invoice.id]
+        if not by_id:
+            del self._waiting[terms.po_id]
+        again = _Waiting(entry.invoice, entry.result, before)
+        return [result, self._match(entry.invoice, terms, ledger, again)]
 
     def _match(
         self, invoice: Invoice, terms: _Terms, ledger: _Ledger, waiting: _Waiting | None
@@ -1634,6 +1670,36 @@ class Engine:
         if waiting is None:
             waiting = self._waiting[po_id] = {}
         waiting[invoice.id] = _Waiting(invoice, result, billed_before)
+
+    def waiting(self) -> list[MatchResult]:
+        """:meth:`potrack.matching.BatchMatcher.waiting`."""
+        entries = [e for by_id in self._waiting.values() for e in by_id.values()]
+        entries.sort(key=_arrival)
+        return [e.result for e in entries]
+
+    def withdraw(self, invoice: Invoice) -> MatchResult:
+        """:meth:`potrack.matching.BatchMatcher.withdraw`."""
+        po_id = invoice.po_id
+        by_id = self._waiting.get(po_id) if po_id is not None else None
+        if by_id is not None and po_id is not None:
+            entry = by_id.pop(invoice.id, None)
+            if entry is not None:
+                if not by_id:
+                    del self._waiting[po_id]
+                return entry.result
+        raise NotFoundError("invoice waiting for goods", invoice.id)
+
+    def expire(self, before: date) -> list[MatchResult]:
+        """:meth:`potrack.matching.BatchMatcher.expire`."""
+        gone: list[_Waiting] = []
+        for po_id in list(self._waiting):
+            by_id = self._waiting[po_id]
+            for invoice_id in [i for i, e in by_id.items() if e.invoice.invoice_date < before]:
+                gone.append(by_id.pop(invoice_id))
+            if not by_id:
+                del self._waiting[po_id]
+        gone.sort(key=_arrival)
+        return [e.result for e in gone]
 
     def _billed_before(
         self, invoice: Invoice, terms: _Terms, ledger: _Ledger

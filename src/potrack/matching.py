@@ -48,7 +48,7 @@ from __future__ import annotations
 import enum
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import NamedTuple
@@ -58,7 +58,12 @@ from moneyed import Money
 
 from potrack._files import read_settings
 from potrack.events import RecordMatch
-from potrack.exceptions import NotPermittedError, Problem, ValidationError
+from potrack.exceptions import (
+    InvalidValueError,
+    NotPermittedError,
+    Problem,
+    ValidationError,
+)
 from potrack.money import (
     DEFAULT_LOCALE,
     Rounding,
@@ -837,7 +842,10 @@ class BatchMatcher:
 
     def feed(self, document: GoodsReceipt | GoodsReturn | Invoice) -> list[MatchResult]:
         """Take one document; return the match results it produces: one for an invoice, one per
-        invoice it releases (or leaves waiting) for a receipt, none for a return.
+        invoice it releases (or leaves waiting) for a receipt, none for a return.  An accepted
+        credit memo that corrects an invoice waiting for goods (``credits`` names it) gives two:
+        its own, then the invoice's, matched again with the credited quantities no longer
+        counted against the goods.
 
         Raises:
             ValidationError: a document names an unknown PO, or an invoice names none; or a
@@ -845,6 +853,56 @@ class BatchMatcher:
             TypeError: not a receipt, return or invoice.
         """
         return self._engine.feed(document)
+
+    def waiting(self) -> list[MatchResult]:
+        """The last results of the invoices waiting for goods, oldest invoice first (then by id).
+
+        An invoice waits while a missing receipt or inspection holds it; each receipt for its
+        PO matches it again (:meth:`feed` returns the new result) until goods no longer hold it.
+        """
+        return self._engine.waiting()
+
+    def withdraw(self, invoice: Invoice) -> MatchResult:
+        """Stop waiting for goods for ``invoice`` and return its last result.
+
+        For an invoice settled another way — an override accepted with :func:`match`, a
+        cancellation, a credit memo — so that later receipts do not match it again and no
+        result contradicts the settlement.
+
+        Raises:
+            NotFoundError: ``invoice`` is not waiting (never held for goods, released already,
+                withdrawn or expired).
+        """
+        return self._engine.withdraw(invoice)
+
+    def expire(self, before: date) -> list[MatchResult]:
+        """Stop waiting for goods for every invoice dated before ``before``; return their last
+        results, oldest invoice first.
+
+        A long stream keeps every invoice whose goods never come (the synthetic 1,000,000-line
+        stream ends with about 41,000): a host that gives up on goods after, say, a year calls
+        ``expire(today - timedelta(days=365))`` now and then, and sends the results to a clerk.
+        An expired invoice is not matched again when a late receipt comes; match it with
+        :func:`match` then.
+
+        >>> from potrack.testing.scenario import Scenario
+        >>> s = Scenario()
+        >>> po = s.issued_po(amount="10.00", quantity="100")
+        >>> batch = BatchMatcher({po.id: po})
+        >>> batch.feed(s.invoice(po, "100"))[0].status.value
+        'awaiting_receipt'
+        >>> len(batch.waiting()), batch.expire(date.max)[0].status.value
+        (1, 'awaiting_receipt')
+        >>> len(batch.waiting()), len(batch.feed(s.receipt(po, "100")))  # a late receipt
+        (0, 0)
+
+        Raises:
+            InvalidValueError: ``before`` is not a date (a datetime is refused too: invoices
+                are dated by day).
+        """
+        if type(before) is not date:
+            raise InvalidValueError("before", before, "a date (not a datetime)", "expire")
+        return self._engine.expire(before)
 
     def run(
         self, documents: Iterable[GoodsReceipt | GoodsReturn | Invoice]
