@@ -18,7 +18,6 @@ import statistics
 import sys
 import time
 from collections.abc import Iterator
-from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -30,9 +29,6 @@ from potrack.testing.scenario import Scenario
 from potrack.testing.synth import Synth
 
 CHUNK = 4_000  # documents generated per untimed step
-# The synthetic goods come at most 400 days after their order (a second and third partial
-# receipt a week apart after that): an invoice older than this can no longer be released.
-GIVE_UP = timedelta(days=450)
 
 
 def _chunks(stream: Iterator[Any]) -> Iterator[list[Any]]:
@@ -88,30 +84,24 @@ class _CollectorClock:
 
 
 def _batch(
-    lines: int, segments: int, freeze: bool = False, give_up: bool = False
+    lines: int, segments: int, freeze: bool = False
 ) -> tuple[list[float], dict[str, object]]:
     """Match a stream of about ``lines`` invoice lines; per-segment rates and notes.
 
     ``freeze``: before each chunk (untimed), ``gc.freeze()`` moves every object alive — the POs,
     the matcher's ledgers so far — out of the collector's sight, as a host that loads its
     reference data in bulk may do; the collector then only scans what the chunk allocates.
-
-    ``give_up``: after each chunk (timed), the matcher stops waiting for goods for the invoices
-    older than :data:`GIVE_UP` (:meth:`~potrack.matching.BatchMatcher.expire`), as a host that
-    sends invoices without goods to a clerk after a while does.  No later receipt could have
-    released them, so the results are the same; the matcher holds about 2,000 waiting invoices
-    instead of one per 24 invoice lines seen.
     """
     clock = _CollectorClock()
     gc.callbacks.append(clock)
     try:
-        return _batch_timed(lines, segments, freeze, give_up, clock)
+        return _batch_timed(lines, segments, freeze, clock)
     finally:
         gc.callbacks.remove(clock)
 
 
 def _batch_timed(
-    lines: int, segments: int, freeze: bool, give_up: bool, clock: _CollectorClock
+    lines: int, segments: int, freeze: bool, clock: _CollectorClock
 ) -> tuple[list[float], dict[str, object]]:
     orders, stream = Synth(seed=11).matching_stream(lines)
     matcher = BatchMatcher(orders, TolerancePolicy.lenient())
@@ -123,21 +113,16 @@ def _batch_timed(
     total_lines = 0
     total_time = 0.0
     results = 0
-    expired = 0
-    today = date.min
     for chunk in _chunks(stream):
         if freeze:
             gc.freeze()
         billed = sum(len(d.lines) for d in chunk if type(d) is Invoice)
-        today = max((d.invoice_date for d in chunk if type(d) is Invoice), default=today)
         feed = matcher.feed
         clock.timing = True
         start = time.perf_counter()
         for document in chunk:
             for _ in feed(document):
                 results += 1
-        if give_up and today - date.min > GIVE_UP:
-            expired += len(matcher.expire(today - GIVE_UP))
         took = time.perf_counter() - start
         clock.timing = False
         seg_lines += billed
@@ -156,7 +141,6 @@ def _batch_timed(
         "lines re-evaluated on receipt": matcher.matched_lines - total_lines,
         "results": results,
         "invoices waiting for goods at the end": len(matcher.waiting()),
-        "invoices given up on (expired)": expired,
         "first segment lines/s": round(rates[0]),
         "last segment lines/s": round(rates[-1]),
         "collections while timed (gen 0/1/2)": "/".join(map(str, clock.counts)),
@@ -171,7 +155,7 @@ def _batch_timed(
     return rates, notes
 
 
-def batch(full_lines: int, freeze: bool = False, give_up: bool = False) -> Any:
+def batch(full_lines: int, freeze: bool = False) -> Any:
     def run(smoke: bool) -> Result:
         lines = max(2_000, full_lines // 50) if smoke else full_lines
         # Small runs are repeated in-process; big ones report their successive segments.
@@ -179,12 +163,13 @@ def batch(full_lines: int, freeze: bool = False, give_up: bool = False) -> Any:
             rates = []
             notes: dict[str, object] = {}
             for _ in range(3 if smoke else 5):
-                seg, notes = _batch(lines, 1, freeze, give_up)
+                seg, notes = _batch(lines, 1, freeze)
                 rates.append(seg[0])
         else:
-            rates, notes = _batch(lines, 10, freeze, give_up)
+            rates, notes = _batch(lines, 10, freeze)
+        frozen = ", collector kept off long-lived data (gc.freeze per chunk)" if freeze else ""
         return Result(
-            _title(full_lines, freeze, give_up),
+            f"matching: batch, {full_lines:,} invoice lines{frozen}",
             "≥ 50,000/s",
             "lines/s",
             rates,
@@ -254,15 +239,6 @@ def single(smoke: bool) -> Result:
     )
 
 
-def _title(full_lines: int, freeze: bool, give_up: bool) -> str:
-    title = f"matching: batch, {full_lines:,} invoice lines"
-    if freeze:
-        title += ", collector kept off long-lived data (gc.freeze per chunk)"
-    if give_up:
-        title += f", invoices without goods after {GIVE_UP.days} days expired"
-    return title
-
-
 BENCHMARKS = [
     Benchmark("matching: one 10-line invoice", single),
     Benchmark("matching: batch, 10,000 invoice lines", batch(10_000)),
@@ -274,5 +250,4 @@ BENCHMARKS = [
         batch(1_000_000, freeze=True),
         processes=1,
     ),
-    Benchmark(_title(1_000_000, False, True), batch(1_000_000, give_up=True), processes=1),
 ]
