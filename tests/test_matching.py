@@ -738,6 +738,8 @@ def test_withdrawing_an_invoice_that_is_not_waiting_names_it() -> None:
     assert (caught.value.kind, caught.value.key) == ("invoice waiting for goods", "INV-9")
     with pytest.raises(NotFoundError):
         batch.withdraw(attrs.evolve(paid, po_id=None))
+    with pytest.raises(InvalidValueError, match="invoice: expected an Invoice, got 'INV-9'"):
+        batch.withdraw("INV-9")  # type: ignore[arg-type]
 
 
 def test_expire_gives_up_on_invoices_dated_before_the_day_oldest_first() -> None:

@@ -1594,13 +1594,8 @@ class Engine:
         if entry is None or by_id is None or result.status not in _OK:
             return [result]
         before = dict(entry.billed_before)
-        for ln in memo.lines:
-            no = ln.po_line_no
-            if no is not None and no in terms.lines:
-                quantity = ln.quantity
-                if ln.uom is not None:
-                    quantity = quantity * _factor(terms, no, ln.uom, self.uom)
-                before[no] = before.get(no, _ZERO) - quantity
+        for no, quantity in self._quantities(memo, terms).items():
+            before[no] = before.get(no, _ZERO) - quantity
         del by_id[entry.invoice.id]
         if not by_id:
             del self._waiting[terms.po_id]
@@ -1705,6 +1700,11 @@ class Engine:
         self, invoice: Invoice, terms: _Terms, ledger: _Ledger
     ) -> dict[int, Decimal]:
         """What was billed per PO line before ``invoice`` (which the ledger holds already)."""
+        own = self._quantities(invoice, terms)
+        return {no: ledger[no * _STRIDE + _BILLED] - quantity for no, quantity in own.items()}
+
+    def _quantities(self, invoice: Invoice, terms: _Terms) -> dict[int, Decimal]:
+        """Per PO line, the quantity ``invoice`` bills (or credits) in the PO line's unit."""
         own: dict[int, Decimal] = {}
         for ln in invoice.lines:
             no = ln.po_line_no
@@ -1713,4 +1713,4 @@ class Engine:
                 if ln.uom is not None:
                     quantity = quantity * _factor(terms, no, ln.uom, self.uom)
                 own[no] = own.get(no, _ZERO) + quantity
-        return {no: ledger[no * _STRIDE + _BILLED] - quantity for no, quantity in own.items()}
+        return own

@@ -866,13 +866,16 @@ class BatchMatcher:
         """Stop waiting for goods for ``invoice`` and return its last result.
 
         For an invoice settled another way — an override accepted with :func:`match`, a
-        cancellation, a credit memo — so that later receipts do not match it again and no
+        cancellation outside the stream — so that later receipts do not match it again and no
         result contradicts the settlement.
 
         Raises:
             NotFoundError: ``invoice`` is not waiting (never held for goods, released already,
                 withdrawn or expired).
+            InvalidValueError: ``invoice`` is not an :class:`~potrack.records.Invoice`.
         """
+        if not isinstance(invoice, Invoice):
+            raise InvalidValueError("invoice", invoice, "an Invoice", "withdraw")
         return self._engine.withdraw(invoice)
 
     def expire(self, before: date) -> list[MatchResult]:
