@@ -714,6 +714,72 @@ def test_a_credit_memo_before_the_goods_lowers_what_the_invoice_waits_for() -> N
     ]
 
 
+def test_a_credit_memo_for_over_billing_clears_the_quantity_ordered_hold() -> None:
+    """110 billed of 100 ordered: held for over-billing and for goods.  The goods come, then
+    the supplier credits the 10 too many: the invoice is matched."""
+    batch = BatchMatcher({"PO-1": po()})
+    (first,) = batch.feed(invoice("110"))
+    assert [f.code for f in first.blocking] == [
+        FindingCode.QUANTITY_RECEIVED,
+        FindingCode.QUANTITY_ORDERED,
+    ]
+    (still,) = batch.feed(received("100"))
+    assert [f.code for f in still.blocking] == [
+        FindingCode.QUANTITY_RECEIVED,
+        FindingCode.QUANTITY_ORDERED,
+    ]
+    (_, again) = batch.feed(memo("10"))
+    assert (again.status, again.findings) == (InvoiceStatus.MATCHED, ())
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["inv", "gr", "cm"]), st.integers(1, 70), st.integers(0, 9)),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_a_corrected_invoice_equals_matching_it_afresh_with_its_credits(
+    steps: list[tuple[str, int, int]],
+) -> None:
+    """Every batch result equals a fresh match with the receipts so far and, as earlier
+    invoices, those recorded before it plus the accepted credit memos that corrected it."""
+    order = po(lines=2)
+    pol = TolerancePolicy.lenient()
+    batch = BatchMatcher({"PO-1": order}, pol)
+    receipts: list[GoodsReceipt] = []
+    recorded: list[Invoice] = []
+    corrections: dict[str, list[Invoice]] = {}
+    for n, (kind, qty, pick) in enumerate(steps):
+        bills = [i for i in recorded if i.kind is InvoiceKind.INVOICE]
+        line = pick % 2 + 1
+        if kind == "gr":
+            doc: Any = received(str(qty), line, rid=f"GR-{n}")
+            receipts.append(doc)
+        elif kind == "cm" and bills:
+            target = bills[pick % len(bills)]
+            line = target.lines[0].po_line_no or 1
+            doc = memo(str(qty), credits=target.id, iid=f"CM-{n}")
+            doc = attrs.evolve(doc, lines=(attrs.evolve(doc.lines[0], po_line_no=line),))
+        else:
+            doc = invoice(str(qty), line=line, iid=f"INV-{n}")
+        results = batch.feed(doc)
+        if kind == "cm" and len(results) == 2:
+            corrections.setdefault(doc.credits, []).append(doc)
+        for result in results:
+            inv = next(i for i in [*recorded, doc] if i.id == result.invoice_id)
+            earlier = list(itertools.takewhile(lambda i, x=inv: i.id != x.id, recorded))
+            assert result == match(
+                inv,
+                order,
+                receipts=receipts,
+                earlier=earlier + corrections.get(inv.id, []),
+                policy=pol,
+            )
+        if isinstance(doc, Invoice):
+            recorded.append(doc)
+
+
 def test_only_an_accepted_memo_for_a_waiting_invoice_corrects_it() -> None:
     batch = BatchMatcher({"PO-1": po()})
     batch.feed(invoice("60"))

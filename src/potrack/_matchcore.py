@@ -823,21 +823,8 @@ def _evaluate(
                     )
                     if beyond > 0 or t.four_way or (beyond and checks.received_lower):
                         _receipt_checks(found, t, ledger, billed_after, line_no, po_cur)
-                over = billed_after - t.quantity
-                if over and (over > 0 or checks.ordered_lower):
-                    _test(
-                        found,
-                        checks.ordered_tol,
-                        _CODE_QUANTITY_ORDERED,
-                        t.quantity,
-                        billed_after,
-                        t.uom,
-                        value=over * t.per_unit,
-                        quantity=over,
-                        currency=po_cur,
-                        inv_line=line_no,
-                        po_line=no,
-                    )
+                if billed_after != t.quantity:
+                    _ordered_check(found, t, billed_after, line_no, po_cur)
                 if checks.amount_tol is not None:
                     _test(
                         found,
@@ -1012,6 +999,27 @@ def _small_difference(computed: Decimal, total: Decimal, cur: str, allowance: De
 _RECEIPT_CODES: Final = (_CODE_QUANTITY_RECEIVED, _CODE_QUANTITY_ACCEPTED)
 
 
+def _ordered_check(
+    findings: list[Finding], t: _LineTerms, billed_after: Decimal, inv_line: int, po_cur: str
+) -> None:
+    """Billed so far against the quantity ordered (a credit memo lowers what is billed)."""
+    over = billed_after - t.quantity
+    if over and (over > 0 or t.checks.ordered_lower):
+        _test(
+            findings,
+            t.checks.ordered_tol,
+            _CODE_QUANTITY_ORDERED,
+            t.quantity,
+            billed_after,
+            t.uom,
+            value=over * t.per_unit,
+            quantity=over,
+            currency=po_cur,
+            inv_line=inv_line,
+            po_line=t.line_no,
+        )
+
+
 def _receipt_checks(
     findings: list[Finding],
     t: _LineTerms,
@@ -1100,24 +1108,22 @@ def _recheck(
                 if f.severity is _BLOCK:
                     blocking.append(f)
             continue
-        # Findings keep the order the first evaluation gave: price, receipts, then the rest.
+        # Findings keep the order the first evaluation gave: price, receipts, quantity ordered,
+        # then the rest.  The quantity ordered is checked again too: a credit memo for this
+        # invoice (see Engine._corrected) lowers what it bills.
         kept: list[Finding] = []
         rest: list[Finding] = []
         for f in lr.findings:
             if f.code is _CODE_PRICE:
                 kept.append(f)
-            elif f.code not in _RECEIPT_CODES:
+            elif f.code not in _RECEIPT_CODES and f.code is not _CODE_QUANTITY_ORDERED:
                 rest.append(f)
         q = ln.quantity * (_factor(terms, t.line_no, ln.uom, uom) if ln.uom else _ONE)
         own[t.line_no] = own.get(t.line_no, _ZERO) + q
-        _receipt_checks(
-            kept,
-            t,
-            ledger,
-            billed_before.get(t.line_no, _ZERO) + own[t.line_no],
-            lr.invoice_line_no,
-            terms.currency,
-        )
+        billed_after = billed_before.get(t.line_no, _ZERO) + own[t.line_no]
+        _receipt_checks(kept, t, ledger, billed_after, lr.invoice_line_no, terms.currency)
+        if billed_after != t.quantity:
+            _ordered_check(kept, t, billed_after, lr.invoice_line_no, terms.currency)
         kept.extend(rest)
         results.append(
             _settle(
