@@ -845,7 +845,7 @@ def test_expire_refuses_what_is_not_a_date(before: Any) -> None:
     ),
     st.integers(0, 41),
 )
-def test_expiring_invoices_goods_never_release_changes_no_other_result(
+def test_expiring_changes_only_what_happens_to_the_expired_invoices(
     steps: list[tuple[str, int, int]], cut: int
 ) -> None:
     """Expiring only changes what happens to the expired invoices: every other result is the
