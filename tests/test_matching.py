@@ -28,6 +28,7 @@ from potrack.matching import (
     Finding,
     FindingCode,
     Limit,
+    MatchResult,
     Override,
     Severity,
     Tolerance,
@@ -649,6 +650,31 @@ def test_the_result_is_recorded_on_the_po_through_the_lifecycle() -> None:
 # -- batch ---------------------------------------------------------------------------------------------
 
 
+def assert_fresh(
+    result: MatchResult,
+    recorded: list[Any],
+    order: PurchaseOrder,
+    receipts: list[GoodsReceipt],
+    pol: TolerancePolicy,
+    *,
+    credits: dict[str, list[Invoice]] | None = None,
+    duplicates: bool = False,
+) -> None:
+    """``result`` (from a batch) equals matching its invoice afresh: against ``receipts``, and
+    the invoices recorded before it (whatever came after it) plus the credit memos that
+    corrected it; checking duplicates against those earlier invoices if ``duplicates``."""
+    inv = next(i for i in recorded if i.id == result.invoice_id)
+    earlier = list(itertools.takewhile(lambda i: i.id != inv.id, recorded))
+    assert result == match(
+        inv,
+        order,
+        receipts=receipts,
+        earlier=earlier + (credits or {}).get(inv.id, []),
+        policy=pol,
+        supplier_invoices=earlier if duplicates else (),
+    )
+
+
 def test_batch_releases_an_invoice_when_its_receipt_arrives() -> None:
     order = po()
     batch = BatchMatcher({"PO-1": order})
@@ -767,15 +793,7 @@ def test_a_corrected_invoice_equals_matching_it_afresh_with_its_credits(
         if kind == "cm" and len(results) == 2:
             corrections.setdefault(doc.credits, []).append(doc)
         for result in results:
-            inv = next(i for i in [*recorded, doc] if i.id == result.invoice_id)
-            earlier = list(itertools.takewhile(lambda i, x=inv: i.id != x.id, recorded))
-            assert result == match(
-                inv,
-                order,
-                receipts=receipts,
-                earlier=earlier + corrections.get(inv.id, []),
-                policy=pol,
-            )
+            assert_fresh(result, [*recorded, doc], order, receipts, pol, credits=corrections)
         if isinstance(doc, Invoice):
             recorded.append(doc)
 
@@ -1133,16 +1151,6 @@ def test_batch_results_equal_fresh_matches_at_every_step(steps: list[tuple[str, 
         else:
             doc = invoice(str(qty), line=line, iid=f"INV-{n}")
         for result in batch.feed(doc):
-            inv = next(i for i in [*invoices, doc] if i.id == result.invoice_id)
-            # Earlier means recorded before this invoice, whatever came after it.
-            earlier = list(itertools.takewhile(lambda i, x=inv: i.id != x.id, invoices))
-            assert result == match(
-                inv,
-                order,
-                receipts=receipts,
-                earlier=earlier,
-                policy=pol,
-                supplier_invoices=earlier if kind == "inv" else (),
-            )
+            assert_fresh(result, [*invoices, doc], order, receipts, pol, duplicates=kind == "inv")
         if kind == "inv":
             invoices.append(doc)
