@@ -1002,9 +1002,10 @@ _RECEIPT_CODES: Final = (_CODE_QUANTITY_RECEIVED, _CODE_QUANTITY_ACCEPTED)
 def _ordered_check(
     findings: list[Finding], t: _LineTerms, billed_after: Decimal, inv_line: int, po_cur: str
 ) -> None:
-    """Billed so far against the quantity ordered (a credit memo lowers what is billed)."""
+    """Billed so far against the quantity ordered (a credit memo lowers what is billed); the
+    callers skip it when the two are equal."""
     over = billed_after - t.quantity
-    if over and (over > 0 or t.checks.ordered_lower):
+    if over > 0 or t.checks.ordered_lower:
         _test(
             findings,
             t.checks.ordered_tol,
@@ -1568,7 +1569,7 @@ class Engine:
             result = self._match(document, terms, ledger, None)
             if document.credits is None or document.kind is not _CREDIT_MEMO:
                 return [result]
-            return self._corrected(document, result, terms, ledger)
+            return [result, *self._corrected(document, result, terms, ledger)]
         if isinstance(document, GoodsReceipt):
             po_id = document.po_id
             terms = self._terms_of(po_id)
@@ -1589,24 +1590,22 @@ class Engine:
     def _corrected(
         self, memo: Invoice, result: MatchResult, terms: _Terms, ledger: _Ledger
     ) -> list[MatchResult]:
-        """The results of an accepted credit memo that corrects an invoice waiting for goods:
-        the memo's, then the invoice's, matched again at once with what the memo credits no
-        longer counted against the goods (it waits on if goods still hold it).
+        """When ``memo`` (matched to ``result``) corrects an invoice waiting for goods: that
+        invoice's result, matched again at once with what the memo credits no longer counted
+        against the goods or the order (it waits on if goods still hold it).
 
         A held memo (over-credit, duplicate) corrects nothing until a person accepts it.
         """
-        by_id = self._waiting.get(terms.po_id)
-        entry = by_id.get(memo.credits) if by_id is not None and memo.credits else None
-        if entry is None or by_id is None or result.status not in _OK:
-            return [result]
+        if result.status not in _OK or not memo.credits:
+            return []
+        entry = self._unwait(terms.po_id, memo.credits)
+        if entry is None:
+            return []
         before = dict(entry.billed_before)
         for no, quantity in self._quantities(memo, terms).items():
             before[no] = before.get(no, _ZERO) - quantity
-        del by_id[entry.invoice.id]
-        if not by_id:
-            del self._waiting[terms.po_id]
         again = _Waiting(entry.invoice, entry.result, before)
-        return [result, self._match(entry.invoice, terms, ledger, again)]
+        return [self._match(entry.invoice, terms, ledger, again)]
 
     def _match(
         self, invoice: Invoice, terms: _Terms, ledger: _Ledger, waiting: _Waiting | None
@@ -1680,15 +1679,18 @@ class Engine:
 
     def withdraw(self, invoice: Invoice) -> MatchResult:
         """:meth:`potrack.matching.BatchMatcher.withdraw`."""
-        po_id = invoice.po_id
-        by_id = self._waiting.get(po_id) if po_id is not None else None
-        if by_id is not None and po_id is not None:
-            entry = by_id.pop(invoice.id, None)
-            if entry is not None:
-                if not by_id:
-                    del self._waiting[po_id]
-                return entry.result
-        raise NotFoundError("invoice waiting for goods", invoice.id)
+        entry = self._unwait(invoice.po_id, invoice.id) if invoice.po_id is not None else None
+        if entry is None:
+            raise NotFoundError("invoice waiting for goods", invoice.id)
+        return entry.result
+
+    def _unwait(self, po_id: str, invoice_id: str) -> _Waiting | None:
+        """Take the invoice out of those waiting for goods (None if it is not waiting)."""
+        by_id = self._waiting.get(po_id)
+        entry = by_id.pop(invoice_id, None) if by_id is not None else None
+        if by_id is not None and not by_id:
+            del self._waiting[po_id]
+        return entry
 
     def expire(self, before: date) -> list[MatchResult]:
         """:meth:`potrack.matching.BatchMatcher.expire`."""

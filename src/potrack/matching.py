@@ -845,7 +845,7 @@ class BatchMatcher:
         invoice it releases (or leaves waiting) for a receipt, none for a return.  An accepted
         credit memo that corrects an invoice waiting for goods (``credits`` names it) gives two:
         its own, then the invoice's, matched again with the credited quantities no longer
-        counted against the goods.
+        counted against the goods or the quantity ordered.
 
         Raises:
             ValidationError: a document names an unknown PO, or an invoice names none; or a
