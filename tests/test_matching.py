@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 import pytest
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from potrack.events import RecordInvoice, RecordMatch
@@ -795,7 +795,55 @@ def test_a_corrected_invoice_equals_matching_it_afresh_with_its_credits(
         for result in results:
             assert_fresh(result, [*recorded, doc], order, receipts, pol, credits=corrections)
         if isinstance(doc, Invoice):
-            recorded.append(doc)
+            if refused(results[0]):
+                event("a memo refused for over-credit")
+            else:
+                recorded.append(doc)
+
+
+def refused(result: MatchResult) -> bool:
+    """Whether the batch refused the document (it changes nothing): a duplicate, or a credit
+    memo for more than was invoiced."""
+    return any(f.code in (FindingCode.DUPLICATE, FindingCode.OVER_CREDIT) for f in result.blocking)
+
+
+def test_a_refused_credit_memo_lets_no_later_invoice_through() -> None:
+    """100 received, 100 invoiced; a memo crediting 150 is refused.  Counted, it would leave
+    -50 billed and let a second invoice for 100 (goods never received) be paid in full."""
+    batch = BatchMatcher({"PO-1": po()})
+    batch.feed(received("100"))
+    batch.feed(invoice("100"))
+    (held,) = batch.feed(memo("150", credits=None))
+    assert [f.code for f in held.blocking] == [FindingCode.OVER_CREDIT]
+    (second,) = batch.feed(invoice("100", iid="INV-2"))
+    assert [(f.code, f.expected, f.actual) for f in second.blocking] == [
+        (FindingCode.QUANTITY_RECEIVED, D(100), D(200)),
+        (FindingCode.QUANTITY_ORDERED, D(100), D(200)),
+    ]
+    assert (second.payable, second.held) == (money("0.00", "USD"), money("1000.00", "USD"))
+    # An accepted memo counts: 100 - 40 billed, so 40 more is matched.
+    other = BatchMatcher({"PO-1": po()})
+    for doc in (received("100"), invoice("100"), memo("150", credits=None)):
+        other.feed(doc)
+    (accepted,) = other.feed(memo("40", iid="CM-2"))
+    assert accepted.status is InvoiceStatus.MATCHED
+    (third,) = other.feed(invoice("40", iid="INV-3"))
+    assert third.status is InvoiceStatus.MATCHED
+
+
+def test_a_refused_duplicate_does_not_bill_the_goods_twice() -> None:
+    batch = BatchMatcher({"PO-1": po()})
+    batch.feed(received("100"))
+    batch.feed(invoice("50", number="A-1"))
+    (dup,) = batch.feed(invoice("50", iid="INV-1b", number="a 1"))
+    assert [f.code for f in dup.blocking] == [FindingCode.DUPLICATE]
+    (second,) = batch.feed(invoice("50", iid="INV-2", number="A-2"))
+    assert (second.status, second.payable) == (InvoiceStatus.MATCHED, money("500.00", "USD"))
+    # Sent before its goods, a duplicate does not wait for them either.
+    early = BatchMatcher({"PO-1": po()})
+    early.feed(invoice("50", number="A-1"))
+    early.feed(invoice("50", iid="INV-1b", number="A-1"))
+    assert [r.invoice_id for r in early.waiting()] == ["INV-1"]
 
 
 def test_only_an_accepted_memo_for_a_waiting_invoice_corrects_it() -> None:
@@ -1133,12 +1181,15 @@ def test_a_released_invoice_equals_matching_it_afresh() -> None:
 
 @given(
     st.lists(
-        st.tuples(st.sampled_from(["inv", "gr"]), st.integers(1, 60), st.integers(1, 2)),
+        st.tuples(st.sampled_from(["inv", "gr", "dup"]), st.integers(1, 60), st.integers(1, 2)),
         min_size=1,
         max_size=12,
     )
 )
 def test_batch_results_equal_fresh_matches_at_every_step(steps: list[tuple[str, int, int]]) -> None:
+    """Every batch result equals a fresh match with the receipts so far and the invoices
+    recorded before it; a duplicate (``dup`` sends an earlier invoice's number again) is refused
+    and never recorded."""
     order = po(lines=2)
     pol = TolerancePolicy.lenient()
     batch = BatchMatcher({"PO-1": order}, pol)
@@ -1148,9 +1199,17 @@ def test_batch_results_equal_fresh_matches_at_every_step(steps: list[tuple[str, 
         if kind == "gr":
             doc: Any = received(str(qty), line, rid=f"GR-{n}")
             receipts.append(doc)
+        elif kind == "dup" and invoices:
+            number = invoices[qty % len(invoices)].number
+            doc = invoice(str(qty), line=line, iid=f"INV-{n}", number=number)
         else:
             doc = invoice(str(qty), line=line, iid=f"INV-{n}")
-        for result in batch.feed(doc):
-            assert_fresh(result, [*invoices, doc], order, receipts, pol, duplicates=kind == "inv")
-        if kind == "inv":
-            invoices.append(doc)
+        results = batch.feed(doc)
+        for result in results:
+            assert_fresh(result, [*invoices, doc], order, receipts, pol, duplicates=kind != "gr")
+        if isinstance(doc, Invoice):
+            assert refused(results[0]) == (kind == "dup" and doc.number != f"N-{doc.id}")
+            if refused(results[0]):
+                event("a duplicate refused")
+            else:
+                invoices.append(doc)

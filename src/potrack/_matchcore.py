@@ -186,6 +186,7 @@ _CODE_CURRENCY: Final = FindingCode.CURRENCY
 _CODE_TAX: Final = FindingCode.TAX
 _CODE_HEADER_TOTAL: Final = FindingCode.HEADER_TOTAL
 _CODE_CHARGES: Final = FindingCode.CHARGES
+_CODE_OVER_CREDIT: Final = FindingCode.OVER_CREDIT
 
 
 class _Terms:
@@ -1496,6 +1497,15 @@ def _waits_for_goods(result: MatchResult) -> bool:
     return False
 
 
+def _over_credit(result: MatchResult) -> bool:
+    """Whether a credit memo's result refuses it for crediting more than was invoiced."""
+    for line in result.lines:
+        for f in line.findings:
+            if f.code is _CODE_OVER_CREDIT:
+                return True
+    return False
+
+
 class _Waiting:
     """An invoice waiting for goods: its last result and what was billed before it."""
 
@@ -1638,6 +1648,12 @@ class Engine:
                 seen_id = self._by_date_amount.get(unnumbered)
                 if seen_id is not None:
                     first = rebuild(invoice, {"id": InvoiceId(seen_id)})
+        # A duplicate, or a credit memo for more than was invoiced, is refused: it changes
+        # nothing.  Counted, a refused memo would lower what was billed and let a later invoice
+        # for goods never received through; a duplicate would bill the goods twice and hold
+        # the next invoice that is fine.  (Held for a variance, an invoice counts: it is a claim
+        # waiting for a decision.)  Only these documents need the copy to put back.
+        before = ledger.copy() if first is not None or invoice.kind is _CREDIT_MEMO else None
         result = _evaluate(
             invoice,
             terms,
@@ -1647,6 +1663,10 @@ class Engine:
             self.rates,
             () if first is None else (first,),
         )
+        if before is not None and (first is not None or _over_credit(result)):
+            ledger.clear()
+            ledger.update(before)
+            return result
         if result.status is not _MATCHED and _waits_for_goods(result):
             # Held on quantities received: match it again when a receipt for the PO arrives,
             # against what was billed before it (later invoices do not count against it).

@@ -733,7 +733,9 @@ def match(
         invoice: the invoice or credit memo to match.
         po: its purchase order (the terms: lines, prices, price units, agreed charges, tax rates).
         receipts, returns: every receipt and return of the PO so far.
-        earlier: the PO's invoices and credit memos recorded before this one.
+        earlier: the PO's invoices and credit memos recorded before this one — not those
+            refused as duplicates or for crediting more than was invoiced, which change
+            nothing (:class:`BatchMatcher` leaves them out itself).
         supplier_invoices: the supplier's other invoices (any PO), for duplicate detection.
         policy: tolerances (default: exact matching).
         supplier: the supplier (its default match level).
@@ -846,6 +848,10 @@ class BatchMatcher:
         credit memo that corrects an invoice waiting for goods (``credits`` names it) gives two:
         its own, then the invoice's, matched again with the credited quantities no longer
         counted against the goods or the quantity ordered.
+
+        An invoice held for a variance counts in what is billed (it is a claim awaiting a
+        decision); one refused — a duplicate, or a credit memo for more than was invoiced —
+        changes nothing: it is not counted, does not wait for goods and corrects nothing.
 
         Raises:
             ValidationError: a document names an unknown PO, or an invoice names none; or a
