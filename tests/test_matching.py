@@ -978,6 +978,20 @@ def test_a_batch_duplicate_names_the_first_invoice_whatever_its_id_and_number(
     )
 
 
+def test_an_earlier_invoice_is_counted_as_it_was_matched_whatever_its_stray_rate() -> None:
+    """A rate on an invoice in the PO's currency means nothing when it is matched; counted as
+    an earlier invoice it means nothing either (it once turned 600 billed into 900)."""
+    pol = policy(Tolerance(Check.LINE_AMOUNT, upper=Limit(amount=D(0))))
+    first = invoice("60", exchange_rate=D("1.5"))
+    second = invoice("40", iid="INV-2")
+    batch = BatchMatcher({"PO-1": po()}, pol)
+    batch.feed(received("100"))
+    assert batch.feed(first)[0].status is InvoiceStatus.MATCHED
+    (result,) = batch.feed(second)
+    fresh = match(second, po(), receipts=[received("100")], earlier=[first], policy=pol)
+    assert (result.status, fresh) == (InvoiceStatus.MATCHED, result)
+
+
 def test_batch_equals_one_by_one_matching() -> None:
     order = po(lines=2)
     docs: list[Any] = [
@@ -1181,29 +1195,40 @@ def test_a_released_invoice_equals_matching_it_afresh() -> None:
 
 @given(
     st.lists(
-        st.tuples(st.sampled_from(["inv", "gr", "dup"]), st.integers(1, 60), st.integers(1, 2)),
+        st.tuples(
+            st.sampled_from(["inv", "gr", "dup"]),
+            st.integers(1, 60),
+            st.integers(1, 2),
+            st.sampled_from([("USD", None), ("USD", "1.5"), ("EUR", "1.1"), ("EUR", None)]),
+        ),
         min_size=1,
         max_size=12,
     )
 )
-def test_batch_results_equal_fresh_matches_at_every_step(steps: list[tuple[str, int, int]]) -> None:
+def test_batch_results_equal_fresh_matches_at_every_step(
+    steps: list[tuple[str, int, int, tuple[str, str | None]]],
+) -> None:
     """Every batch result equals a fresh match with the receipts so far and the invoices
     recorded before it; a duplicate (``dup`` sends an earlier invoice's number again) is refused
-    and never recorded."""
+    and never recorded.  Invoices come in the PO's currency or not, with a rate or without."""
     order = po(lines=2)
-    pol = TolerancePolicy.lenient()
+    pol = policy(
+        *TolerancePolicy.lenient().tolerances,
+        Tolerance(Check.LINE_AMOUNT, upper=Limit(percent=D(10))),
+    )
     batch = BatchMatcher({"PO-1": order}, pol)
     receipts: list[GoodsReceipt] = []
     invoices: list[Invoice] = []
-    for n, (kind, qty, line) in enumerate(steps):
+    for n, (kind, qty, line, (cur, rate)) in enumerate(steps):
+        priced = {"currency": cur, "exchange_rate": None if rate is None else D(rate)}
         if kind == "gr":
             doc: Any = received(str(qty), line, rid=f"GR-{n}")
             receipts.append(doc)
         elif kind == "dup" and invoices:
             number = invoices[qty % len(invoices)].number
-            doc = invoice(str(qty), line=line, iid=f"INV-{n}", number=number)
+            doc = invoice(str(qty), line=line, iid=f"INV-{n}", number=number, **priced)
         else:
-            doc = invoice(str(qty), line=line, iid=f"INV-{n}")
+            doc = invoice(str(qty), line=line, iid=f"INV-{n}", **priced)
         results = batch.feed(doc)
         for result in results:
             assert_fresh(result, [*invoices, doc], order, receipts, pol, duplicates=kind != "gr")

@@ -321,9 +321,11 @@ def _give_back(ledger: _Ledger, ret: GoodsReturn) -> None:
 
 
 def _bill(ledger: _Ledger, invoice: Invoice, terms: _Terms, uom: UomConverter | None) -> None:
-    """Add an invoice (or subtract a credit memo) to the cumulative state."""
+    """Add an invoice (or subtract a credit memo) to the cumulative state, as :func:`_evaluate`
+    bills it: amounts converted with the invoice's rate only when its currency is not the PO's
+    (a rate on an invoice in the PO's currency means nothing)."""
     sign = -1 if invoice.kind is _CREDIT_MEMO else 1
-    rate = invoice.exchange_rate or _ONE
+    rate = (invoice.exchange_rate or _ONE) if invoice.currency != terms.currency else _ONE
     known = terms.lines
     for ln in invoice.lines:
         no = ln.po_line_no
