@@ -658,6 +658,7 @@ def assert_fresh(
     pol: TolerancePolicy,
     *,
     credits: dict[str, list[Invoice]] | None = None,
+    returns: list[GoodsReturn] | None = None,
     duplicates: bool = False,
 ) -> None:
     """``result`` (from a batch) equals matching its invoice afresh: against ``receipts``, and
@@ -669,6 +670,7 @@ def assert_fresh(
         inv,
         order,
         receipts=receipts,
+        returns=returns or (),
         earlier=earlier + (credits or {}).get(inv.id, []),
         policy=pol,
         supplier_invoices=earlier if duplicates else (),
@@ -1196,34 +1198,52 @@ def test_a_released_invoice_equals_matching_it_afresh() -> None:
 @given(
     st.lists(
         st.tuples(
-            st.sampled_from(["inv", "gr", "dup"]),
+            st.sampled_from(["inv", "gr", "dup", "ret"]),
             st.integers(1, 60),
             st.integers(1, 2),
             st.sampled_from([("USD", None), ("USD", "1.5"), ("EUR", "1.1"), ("EUR", None)]),
+            st.sampled_from([None, "5.00", "40.00"]),
         ),
         min_size=1,
         max_size=12,
     )
 )
 def test_batch_results_equal_fresh_matches_at_every_step(
-    steps: list[tuple[str, int, int, tuple[str, str | None]]],
+    steps: list[tuple[str, int, int, tuple[str, str | None], str | None]],
 ) -> None:
-    """Every batch result equals a fresh match with the receipts so far and the invoices
-    recorded before it; a duplicate (``dup`` sends an earlier invoice's number again) is refused
-    and never recorded.  Invoices come in the PO's currency or not, with a rate or without."""
-    order = po(lines=2)
+    """Every batch result equals a fresh match with the receipts and returns so far and the
+    invoices recorded before it; a duplicate (``dup`` sends an earlier invoice's number again)
+    is refused and never recorded.  Invoices come in the PO's currency or not, with a rate or
+    without, with freight or without (the PO agrees 30.00)."""
+    order = po(lines=2, charges=(Charge(code="FREIGHT", amount=money("30.00", "USD")),))
     pol = policy(
         *TolerancePolicy.lenient().tolerances,
         Tolerance(Check.LINE_AMOUNT, upper=Limit(percent=D(10))),
     )
     batch = BatchMatcher({"PO-1": order}, pol)
     receipts: list[GoodsReceipt] = []
+    returns: list[GoodsReturn] = []
     invoices: list[Invoice] = []
-    for n, (kind, qty, line, (cur, rate)) in enumerate(steps):
-        priced = {"currency": cur, "exchange_rate": None if rate is None else D(rate)}
+    for n, (kind, qty, line, (cur, rate), freight) in enumerate(steps):
+        priced: dict[str, Any] = {
+            "currency": cur,
+            "exchange_rate": None if rate is None else D(rate),
+        }
+        if freight is not None:
+            priced["charges"] = (Charge(code="FREIGHT", amount=money(freight, cur)),)
+            priced["total"] = str(D(qty) * D("10.00") + D(freight))
         if kind == "gr":
             doc: Any = received(str(qty), line, rid=f"GR-{n}")
             receipts.append(doc)
+        elif kind == "ret":
+            doc = GoodsReturn(
+                id=f"RT-{n}",
+                po_id="PO-1",
+                returned_at=AT,
+                returned_by="recv-1",
+                lines=(ReturnLine(line_no=line, quantity=D(qty), reason="damaged"),),
+            )
+            returns.append(doc)
         elif kind == "dup" and invoices:
             number = invoices[qty % len(invoices)].number
             doc = invoice(str(qty), line=line, iid=f"INV-{n}", number=number, **priced)
@@ -1231,7 +1251,15 @@ def test_batch_results_equal_fresh_matches_at_every_step(
             doc = invoice(str(qty), line=line, iid=f"INV-{n}", **priced)
         results = batch.feed(doc)
         for result in results:
-            assert_fresh(result, [*invoices, doc], order, receipts, pol, duplicates=kind != "gr")
+            assert_fresh(
+                result,
+                [*invoices, doc],
+                order,
+                receipts,
+                pol,
+                returns=returns,
+                duplicates=isinstance(doc, Invoice),
+            )
         if isinstance(doc, Invoice):
             assert refused(results[0]) == (kind == "dup" and doc.number != f"N-{doc.id}")
             if refused(results[0]):
