@@ -660,6 +660,7 @@ def assert_fresh(
     credits: dict[str, list[Invoice]] | None = None,
     returns: list[GoodsReturn] | None = None,
     duplicates: bool = False,
+    uom: Any = None,
 ) -> None:
     """``result`` (from a batch) equals matching its invoice afresh: against ``receipts``, and
     the invoices recorded before it (whatever came after it) plus the credit memos that
@@ -674,6 +675,7 @@ def assert_fresh(
         earlier=earlier + (credits or {}).get(inv.id, []),
         policy=pol,
         supplier_invoices=earlier if duplicates else (),
+        uom=uom,
     )
 
 
@@ -1035,6 +1037,81 @@ def test_the_engine_is_the_one_this_environment_was_built_with() -> None:
     if expected is None:
         pytest.skip("POTRACK_EXPECT_ENGINE is not set")
     assert engine() == expected
+
+
+class _Boxes:
+    """A box holds 12 pieces (EA)."""
+
+    def factor(self, from_uom: str, to_uom: str, item: str | None) -> Decimal | None:
+        return D(12) if (from_uom, to_uom) == ("BOX", "EA") else None
+
+
+@given(
+    st.sampled_from(["3-way", "4-way", "per 10"]),
+    st.lists(
+        st.tuples(
+            st.sampled_from(["inv", "gr", "cm"]),
+            st.integers(1, 40),
+            st.booleans(),  # in boxes
+            st.integers(0, 9),
+        ),
+        min_size=1,
+        max_size=10,
+    ),
+)
+def test_batch_equals_fresh_matches_with_units_and_inspection(
+    terms: str, steps: list[tuple[str, int, bool, int]]
+) -> None:
+    """The batch and a fresh match agree when quantities come in boxes of 12 (converted to the
+    PO's pieces), prices per 10 pieces, and goods wait for inspection (4-way)."""
+    over: dict[str, Any] = {"lines": 2}
+    if terms == "4-way":
+        over["match_level"] = MatchLevel.FOUR_WAY
+    elif terms == "per 10":
+        over["price_unit"] = D(10)
+    order = po("10.00", "500", **over)
+    pol = TolerancePolicy.lenient()
+    batch = BatchMatcher({"PO-1": order}, pol, uom=_Boxes())
+    receipts: list[GoodsReceipt] = []
+    recorded: list[Invoice] = []
+    corrections: dict[str, list[Invoice]] = {}
+    for n, (kind, qty, boxed, pick) in enumerate(steps):
+        line = pick % 2 + 1
+        uom = "BOX" if boxed else None
+        if kind == "gr":
+            accepted = str(max(0, qty - pick % 3)) if terms == "4-way" and pick % 2 else None
+            doc: Any = received(str(qty), line, rid=f"GR-{n}", uom=uom, accepted=accepted)
+            receipts.append(doc)
+        else:
+            # The PO's price: 10.00 a piece, or 10.00 per 10 pieces; a box is 12 pieces.
+            per_piece = D("1.00") if terms == "per 10" else D("10.00")
+            price = str(per_piece * 12) if boxed else "10.00"
+            priced: dict[str, Any] = {"uom": uom}
+            if terms == "per 10" and not boxed:
+                priced["price_unit"] = D(10)
+            if kind == "cm" and recorded:
+                target = recorded[pick % len(recorded)]
+                line = target.lines[0].po_line_no or 1
+                doc = invoice(
+                    str(qty),
+                    price,
+                    line=line,
+                    iid=f"CM-{n}",
+                    kind=InvoiceKind.CREDIT_MEMO,
+                    credits=target.id,
+                    **priced,
+                )
+            else:
+                doc = invoice(str(qty), price, line=line, iid=f"INV-{n}", **priced)
+        results = batch.feed(doc)
+        if kind == "cm" and len(results) == 2:
+            corrections.setdefault(doc.credits, []).append(doc)
+        for result in results:
+            assert_fresh(
+                result, [*recorded, doc], order, receipts, pol, credits=corrections, uom=_Boxes()
+            )
+        if isinstance(doc, Invoice) and not refused(results[0]):
+            recorded.append(doc)
 
 
 # -- simulation -------------------------------------------------------------------------------------------
