@@ -47,9 +47,10 @@ def _state_mib(matcher: BatchMatcher) -> float:
         seen.add(id(obj))
         return sys.getsizeof(obj)
 
-    total = size(matcher._engine._ledgers)
-    for ledger in matcher._engine._ledgers.values():  # one dict of numbers per PO
+    total = size(matcher._engine._ledgers) + size(matcher._engine._places)
+    for ledger in matcher._engine._ledgers:  # one dict of numbers per eight POs
         total += size(ledger) + sum(size(value) for value in ledger.values())
+    total += sum(size(place) for place in matcher._engine._places.values())
     total += size(matcher._engine._numbers)
     for key, value in matcher._engine._numbers.items():
         total += size(key) + size(value)

@@ -1015,16 +1015,19 @@ def test_batch_equals_one_by_one_matching() -> None:
 
 
 def test_the_batch_state_stays_out_of_the_garbage_collectors_sight() -> None:
-    """A batch keeps a ledger per PO for the whole run.  As plain dicts of numbers they are never
-    tracked by the garbage collector, which would otherwise scan them again on every full
-    collection — what made long batches slow down."""
+    """A batch keeps its POs' cumulative numbers for the whole run.  As plain dicts of numbers,
+    eight POs to a dict, they are never tracked by the garbage collector (which would otherwise
+    scan them again on every full collection) and cost one allocation per eight POs."""
     orders, stream = Synth(seed=3).matching_stream(3_000)
     batch = BatchMatcher(orders, TolerancePolicy.lenient())
     for document in stream:
         batch.feed(document)
-    ledgers = list(batch._engine._ledgers.values())
-    assert len(ledgers) > 1_000
+    ledgers = batch._engine._ledgers
+    places = batch._engine._places
+    assert len(places) > 1_000
+    assert len(ledgers) == -(-len(places) // 8)
     assert [ledger for ledger in ledgers if gc.is_tracked(ledger)] == []
+    assert not gc.is_tracked(places)
     assert {type(value) for ledger in ledgers for value in ledger.values()} == {Decimal}
     # Charges billed are kept per charge code beside the lines' numbers.
     assert any(isinstance(key, str) for ledger in ledgers for key in ledger)
@@ -1037,6 +1040,85 @@ def test_the_engine_is_the_one_this_environment_was_built_with() -> None:
     if expected is None:
         pytest.skip("POTRACK_EXPECT_ENGINE is not set")
     assert engine() == expected
+
+
+@given(
+    st.integers(0, 9),
+    st.lists(
+        st.tuples(
+            st.sampled_from(["inv", "gr", "ret", "cm"]),
+            st.integers(0, 2),
+            st.integers(1, 50),
+            st.integers(1, 2),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=16,
+    ),
+)
+def test_pos_sharing_a_ledger_never_see_each_others_numbers(
+    others: int, steps: list[tuple[str, int, int, int, bool]]
+) -> None:
+    """Eight POs share one ledger dict.  Three POs fed in any interleaving, after ``others``
+    POs took the first slots, each give exactly what a fresh match of that PO alone gives."""
+    orders = {
+        f"PO-{k}": po(
+            lines=2, id=f"PO-{k}", charges=(Charge(code="FREIGHT", amount=money("30.00", "USD")),)
+        )
+        for k in range(3 + others)
+    }
+    pol = TolerancePolicy.lenient()
+    batch = BatchMatcher(orders, pol)
+    for k in range(3, 3 + others):
+        batch.feed(attrs.evolve(received("5"), id=f"GR-X{k}", po_id=f"PO-{k}"))
+    receipts: dict[str, list[GoodsReceipt]] = {f"PO-{k}": [] for k in range(3)}
+    returns: dict[str, list[GoodsReturn]] = {f"PO-{k}": [] for k in range(3)}
+    recorded: dict[str, list[Invoice]] = {f"PO-{k}": [] for k in range(3)}
+    corrections: dict[str, list[Invoice]] = {}
+    for n, (kind, which, qty, line, freight) in enumerate(steps):
+        po_id = f"PO-{which}"
+        doc: Any
+        if kind == "gr":
+            doc = attrs.evolve(received(str(qty), line, rid=f"GR-{n}"), po_id=po_id)
+            receipts[po_id].append(doc)
+        elif kind == "ret":
+            doc = GoodsReturn(
+                id=f"RT-{n}",
+                po_id=po_id,
+                returned_at=AT,
+                returned_by="recv-1",
+                lines=(ReturnLine(line_no=line, quantity=D(qty), reason="damaged"),),
+            )
+            returns[po_id].append(doc)
+        else:
+            extra: dict[str, Any] = {}
+            # Memos credit goods only: a memo's charges do not re-open the header checks of
+            # the invoice it corrects (a fresh match would count them).
+            if freight and kind != "cm":
+                extra["charges"] = (Charge(code="FREIGHT", amount=money("20.00", "USD")),)
+                extra["total"] = str(D(qty) * 10 + 20)
+            bills = [i for i in recorded[po_id] if i.kind is InvoiceKind.INVOICE]
+            if kind == "cm" and bills:
+                target = bills[qty % len(bills)]
+                extra.update(kind=InvoiceKind.CREDIT_MEMO, credits=target.id)
+                line = target.lines[0].po_line_no or 1
+            doc = invoice(str(qty), line=line, iid=f"INV-{n}", po_id=po_id, **extra)
+        results = batch.feed(doc)
+        if kind == "cm" and len(results) == 2:
+            corrections.setdefault(doc.credits, []).append(doc)
+        for result in results:
+            assert result.po_id == po_id
+            assert_fresh(
+                result,
+                [*recorded[po_id], doc],
+                orders[po_id],
+                receipts[po_id],
+                pol,
+                credits=corrections,
+                returns=returns[po_id],
+            )
+        if isinstance(doc, Invoice) and not refused(results[0]):
+            recorded[po_id].append(doc)
 
 
 class _Boxes:
