@@ -132,6 +132,19 @@ def received(
     )
 
 
+def returned(qty: str, line: int = 1, *, rid: str = "RT-1", po_id: str = "PO-1") -> GoodsReturn:
+    return GoodsReturn(
+        id=rid,
+        po_id=po_id,
+        returned_at=AT,
+        returned_by="recv-1",
+        lines=(ReturnLine(line_no=line, quantity=D(qty), reason="damaged"),),
+    )
+
+
+FREIGHT_30 = (Charge(code="FREIGHT", amount=money("30.00", "USD")),)  # agreed on a PO
+
+
 def invoice(
     qty: str,
     price: str = "10.00",
@@ -522,13 +535,7 @@ def test_service_and_two_way_lines_do_not_wait_for_receipts() -> None:
 
 
 def test_returns_reduce_what_was_received() -> None:
-    back = GoodsReturn(
-        id="RT-1",
-        po_id="PO-1",
-        returned_at=AT,
-        returned_by="recv-1",
-        lines=(ReturnLine(line_no=1, quantity=D(30), reason="damaged"),),
-    )
+    back = returned("30")
     result = match(invoice("100"), po(), receipts=[received("100")], returns=[back])
     # 30 went back: the invoice waits for the replacement goods.
     assert result.status is InvoiceStatus.AWAITING_RECEIPT
@@ -1061,12 +1068,7 @@ def test_pos_sharing_a_ledger_never_see_each_others_numbers(
 ) -> None:
     """Eight POs share one ledger dict.  Three POs fed in any interleaving, after ``others``
     POs took the first slots, each give exactly what a fresh match of that PO alone gives."""
-    orders = {
-        f"PO-{k}": po(
-            lines=2, id=f"PO-{k}", charges=(Charge(code="FREIGHT", amount=money("30.00", "USD")),)
-        )
-        for k in range(3 + others)
-    }
+    orders = {f"PO-{k}": po(lines=2, id=f"PO-{k}", charges=FREIGHT_30) for k in range(3 + others)}
     pol = TolerancePolicy.lenient()
     batch = BatchMatcher(orders, pol)
     for k in range(3, 3 + others):
@@ -1082,13 +1084,7 @@ def test_pos_sharing_a_ledger_never_see_each_others_numbers(
             doc = attrs.evolve(received(str(qty), line, rid=f"GR-{n}"), po_id=po_id)
             receipts[po_id].append(doc)
         elif kind == "ret":
-            doc = GoodsReturn(
-                id=f"RT-{n}",
-                po_id=po_id,
-                returned_at=AT,
-                returned_by="recv-1",
-                lines=(ReturnLine(line_no=line, quantity=D(qty), reason="damaged"),),
-            )
+            doc = returned(str(qty), line, rid=f"RT-{n}", po_id=po_id)
             returns[po_id].append(doc)
         else:
             extra: dict[str, Any] = {}
@@ -1374,7 +1370,7 @@ def test_batch_results_equal_fresh_matches_at_every_step(
     invoices recorded before it; a duplicate (``dup`` sends an earlier invoice's number again)
     is refused and never recorded.  Invoices come in the PO's currency or not, with a rate or
     without, with freight or without (the PO agrees 30.00)."""
-    order = po(lines=2, charges=(Charge(code="FREIGHT", amount=money("30.00", "USD")),))
+    order = po(lines=2, charges=FREIGHT_30)
     pol = policy(
         *TolerancePolicy.lenient().tolerances,
         Tolerance(Check.LINE_AMOUNT, upper=Limit(percent=D(10))),
@@ -1395,13 +1391,7 @@ def test_batch_results_equal_fresh_matches_at_every_step(
             doc: Any = received(str(qty), line, rid=f"GR-{n}")
             receipts.append(doc)
         elif kind == "ret":
-            doc = GoodsReturn(
-                id=f"RT-{n}",
-                po_id="PO-1",
-                returned_at=AT,
-                returned_by="recv-1",
-                lines=(ReturnLine(line_no=line, quantity=D(qty), reason="damaged"),),
-            )
+            doc = returned(str(qty), line, rid=f"RT-{n}")
             returns.append(doc)
         elif kind == "dup" and invoices:
             number = invoices[qty % len(invoices)].number

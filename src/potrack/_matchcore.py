@@ -189,7 +189,6 @@ _CODE_CURRENCY: Final = FindingCode.CURRENCY
 _CODE_TAX: Final = FindingCode.TAX
 _CODE_HEADER_TOTAL: Final = FindingCode.HEADER_TOTAL
 _CODE_CHARGES: Final = FindingCode.CHARGES
-_CODE_OVER_CREDIT: Final = FindingCode.OVER_CREDIT
 
 
 class _Terms:
@@ -1520,22 +1519,21 @@ def _zero_money(currency: str) -> Money:
 # -- batch -------------------------------------------------------------------------------------------------
 
 
+def _blocked_by(result: MatchResult, codes: tuple[FindingCode, ...]) -> bool:
+    """Whether a line finding with one of ``codes`` blocks the result."""
+    for line in result.lines:
+        for f in line.findings:
+            if f.severity is _BLOCK and f.code in codes:
+                return True
+    return False
+
+
 def _waits_for_goods(result: MatchResult) -> bool:
     """Whether a quantity received or accepted blocks the result (new goods may change it)."""
-    for line in result.lines:
-        for f in line.findings:
-            if f.severity is _BLOCK and f.code in _RECEIPT_CODES:
-                return True
-    return False
+    return _blocked_by(result, _RECEIPT_CODES)
 
 
-def _over_credit(result: MatchResult) -> bool:
-    """Whether a credit memo's result refuses it for crediting more than was invoiced."""
-    for line in result.lines:
-        for f in line.findings:
-            if f.code is _CODE_OVER_CREDIT:
-                return True
-    return False
+_OVER_CREDIT: Final = (FindingCode.OVER_CREDIT,)
 
 
 class _Waiting:
@@ -1698,7 +1696,7 @@ class Engine:
             self.rates,
             () if first is None else (first,),
         )
-        if before is not None and (first is not None or _over_credit(result)):
+        if before is not None and (first is not None or _blocked_by(result, _OVER_CREDIT)):
             ledger.clear()
             ledger.update(before)
             return result
