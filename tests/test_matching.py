@@ -769,20 +769,71 @@ def test_a_credit_memo_for_over_billing_clears_the_quantity_ordered_hold() -> No
     assert (again.status, again.findings) == (InvoiceStatus.MATCHED, ())
 
 
+def test_a_credit_memo_for_freight_clears_the_charges_hold_of_the_invoice_it_corrects() -> None:
+    """40 freight billed against 30 agreed (over the 25 % allowed), before the goods: held for
+    both.  The supplier credits 10 of the goods and 10 of the freight: the invoice is matched
+    again in full — what stays is the wait for goods, as a fresh match with the memo gives."""
+    order = po(charges=FREIGHT_30)
+    pol = TolerancePolicy.lenient()
+    batch = BatchMatcher({"PO-1": order}, pol)
+    freight_40 = (Charge(code="FREIGHT", amount=money("40.00", "USD")),)
+    billed = invoice("60", charges=freight_40, total="640.00")
+    (first,) = batch.feed(billed)
+    assert [f.code for f in first.blocking] == [FindingCode.QUANTITY_RECEIVED, FindingCode.CHARGES]
+    freight_10 = (Charge(code="FREIGHT", amount=money("10.00", "USD")),)
+    credit = attrs.evolve(memo("10"), charges=freight_10, total=money("110.00", "USD"))
+    (_, again) = batch.feed(credit)
+    assert again == match(billed, order, earlier=[credit], policy=pol)
+    assert (again.status, [f.code for f in again.blocking]) == (
+        InvoiceStatus.AWAITING_RECEIPT,
+        [FindingCode.QUANTITY_RECEIVED],
+    )
+    (released,) = batch.feed(received("50"))
+    assert (released.status, released.payable) == (InvoiceStatus.MATCHED, money("640.00", "USD"))
+
+
+def test_a_credit_memo_clears_the_line_amount_hold_of_the_invoice_it_corrects() -> None:
+    """With line amounts checked: 110 billed of 100 ordered is over the amount too.  A memo
+    for the 10 too many clears the amount finding as well as the quantity ordered."""
+    order = po()
+    exact_amount = Tolerance(Check.LINE_AMOUNT, upper=Limit(amount=D(0)))
+    pol = attrs.evolve(
+        TolerancePolicy.lenient(), tolerances=(*TolerancePolicy.lenient().tolerances, exact_amount)
+    )
+    batch = BatchMatcher({"PO-1": order}, pol)
+    billed = invoice("110")
+    (first,) = batch.feed(billed)
+    assert [f.code for f in first.blocking] == [
+        FindingCode.QUANTITY_RECEIVED,
+        FindingCode.QUANTITY_ORDERED,
+        FindingCode.AMOUNT,
+    ]
+    (_, again) = batch.feed(memo("10"))
+    assert again == match(billed, order, earlier=[memo("10")], policy=pol)
+    assert [f.code for f in again.blocking] == [FindingCode.QUANTITY_RECEIVED]
+
+
 @given(
     st.lists(
         st.tuples(st.sampled_from(["inv", "gr", "cm"]), st.integers(1, 70), st.integers(0, 9)),
         min_size=1,
         max_size=12,
-    )
+    ),
+    st.booleans(),
 )
 def test_a_corrected_invoice_equals_matching_it_afresh_with_its_credits(
-    steps: list[tuple[str, int, int]],
+    steps: list[tuple[str, int, int]], amounts: bool
 ) -> None:
     """Every batch result equals a fresh match with the receipts so far and, as earlier
-    invoices, those recorded before it plus the accepted credit memos that corrected it."""
+    invoices, those recorded before it plus the accepted credit memos that corrected it
+    (``amounts``: line amounts are checked too, both ways, which a memo also changes)."""
     order = po(lines=2)
     pol = TolerancePolicy.lenient()
+    if amounts:
+        line_amount = Tolerance(
+            Check.LINE_AMOUNT, upper=Limit(amount=D(0)), lower=Limit(percent=D(50))
+        )
+        pol = attrs.evolve(pol, tolerances=(*pol.tolerances, line_amount))
     batch = BatchMatcher({"PO-1": order}, pol)
     receipts: list[GoodsReceipt] = []
     recorded: list[Invoice] = []
@@ -1088,9 +1139,7 @@ def test_pos_sharing_a_ledger_never_see_each_others_numbers(
             returns[po_id].append(doc)
         else:
             extra: dict[str, Any] = {}
-            # Memos credit goods only: a memo's charges do not re-open the header checks of
-            # the invoice it corrects (a fresh match would count them).
-            if freight and kind != "cm":
+            if freight:  # on a memo: freight credited, which the corrected invoice counts
                 extra["charges"] = (Charge(code="FREIGHT", amount=money("20.00", "USD")),)
                 extra["total"] = str(D(qty) * 10 + 20)
             bills = [i for i in recorded[po_id] if i.kind is InvoiceKind.INVOICE]

@@ -1113,14 +1113,14 @@ def _recheck(
     previous: MatchResult,
     terms: _Terms,
     ledger: _Ledger,
-    billed_before: Mapping[int, Decimal],
+    billed_before: _Ledger,
     uom: UomConverter | None,
 ) -> MatchResult:
     """``previous`` with its receipt-dependent findings computed anew (new goods arrived).
 
     Only quantities received and accepted change when goods arrive; every other finding of the
-    first evaluation stands.  ``billed_before`` is what was billed per PO line before this
-    invoice (later invoices do not count against it).
+    first evaluation stands.  ``billed_before`` holds what was billed before this invoice (later
+    invoices do not count against it), under the ledger's keys: see :meth:`Engine._billed_before`.
     """
     results: list[LineResult] = []
     blocking: list[Finding] = []
@@ -1153,7 +1153,7 @@ def _recheck(
                 rest.append(f)
         q = ln.quantity * (_factor(terms, t.line_no, ln.uom, uom) if ln.uom else _ONE)
         own[t.line_no] = own.get(t.line_no, _ZERO) + q
-        billed_after = billed_before.get(t.line_no, _ZERO) + own[t.line_no]
+        billed_after = billed_before.get(t.base + _BILLED, _ZERO) + own[t.line_no]
         _receipt_checks(kept, t, ledger, billed_after, lr.invoice_line_no, terms.currency)
         if billed_after != t.quantity:
             _ordered_check(kept, t, billed_after, lr.invoice_line_no, terms.currency)
@@ -1537,13 +1537,12 @@ _OVER_CREDIT: Final = (FindingCode.OVER_CREDIT,)
 
 
 class _Waiting:
-    """An invoice waiting for goods: its last result and what was billed before it."""
+    """An invoice waiting for goods: its last result and what was billed before it (see
+    :meth:`Engine._billed_before`)."""
 
     __slots__ = ("billed_before", "invoice", "result")
 
-    def __init__(
-        self, invoice: Invoice, result: MatchResult, billed_before: Mapping[int, Decimal]
-    ) -> None:
+    def __init__(self, invoice: Invoice, result: MatchResult, billed_before: _Ledger) -> None:
         self.invoice = invoice
         self.result = result
         self.billed_before = billed_before
@@ -1634,8 +1633,9 @@ class Engine:
         self, memo: Invoice, result: MatchResult, terms: _Terms, ledger: _Ledger
     ) -> list[MatchResult]:
         """When ``memo`` (matched to ``result``) corrects an invoice waiting for goods: that
-        invoice's result, matched again at once with what the memo credits no longer counted
-        against the goods or the order (it waits on if goods still hold it).
+        invoice matched again at once, in full, as if the memo had come before it — what the
+        memo credits (quantities, amounts, charges) no longer counts against the order or the
+        goods.  It waits on if goods still hold it.
 
         A held memo (over-credit, duplicate) corrects nothing until a person accepts it.
         """
@@ -1644,11 +1644,20 @@ class Engine:
         entry = self._unwait(terms.po_id, memo.credits)
         if entry is None:
             return []
+        invoice = entry.invoice
         before = dict(entry.billed_before)
-        for no, quantity in self._quantities(memo, terms).items():
-            before[no] = before.get(no, _ZERO) - quantity
-        again = _Waiting(entry.invoice, entry.result, before)
-        return [self._match(entry.invoice, terms, ledger, again)]
+        credited: _Ledger = {}
+        _bill(credited, memo, terms, self.uom)
+        for key, value in credited.items():
+            if key in before:  # (what the invoice's checks read)
+                before[key] += value
+        state = ledger.copy()  # the goods as they are now, and what was billed before it
+        state.update(before)
+        self.matched_lines += len(invoice.lines)
+        again = _evaluate(invoice, terms, state, (), self.uom, self.rates, ())
+        if again.status is not _MATCHED and _waits_for_goods(again):
+            self._wait(terms.po_id, invoice, again, before)
+        return [again]
 
     def _match(
         self, invoice: Invoice, terms: _Terms, ledger: _Ledger, waiting: _Waiting | None
@@ -1716,7 +1725,7 @@ class Engine:
         po_id: str,
         invoice: Invoice,
         result: MatchResult,
-        billed_before: Mapping[int, Decimal],
+        billed_before: _Ledger,
     ) -> None:
         """Keep ``invoice`` to match again when goods for its PO arrive."""
         waiting = self._waiting.get(po_id)
@@ -1757,22 +1766,35 @@ class Engine:
         gone.sort(key=_arrival)
         return [e.result for e in gone]
 
-    def _billed_before(
-        self, invoice: Invoice, terms: _Terms, ledger: _Ledger
-    ) -> dict[int, Decimal]:
-        """What was billed per PO line before ``invoice`` (which the ledger holds already)."""
-        own = self._quantities(invoice, terms)
-        lines = terms.lines
-        return {no: ledger[lines[no].base + _BILLED] - quantity for no, quantity in own.items()}
+    def _billed_before(self, invoice: Invoice, terms: _Terms, ledger: _Ledger) -> _Ledger:
+        """What was billed before ``invoice`` (which the ledger holds already), under the
+        ledger's keys: the quantity of each PO line it bills; the amount too when line amounts
+        are checked, and the charges billed so far of each code it charges.  (What no check of
+        this invoice reads is left out: the ledger's own entry stands in for it.)
 
-    def _quantities(self, invoice: Invoice, terms: _Terms) -> dict[int, Decimal]:
-        """Per PO line, the quantity ``invoice`` bills (or credits) in the PO line's unit."""
-        own: dict[int, Decimal] = {}
+        Matched again when goods arrive, the invoice is checked against these, not against
+        invoices that came after it; a credit memo correcting it is taken off them.
+        """
+        lines = terms.lines
+        before: _Ledger = {}
+        rate = _ONE
+        if invoice.currency != terms.currency and invoice.exchange_rate is not None:
+            rate = invoice.exchange_rate
         for ln in invoice.lines:
             no = ln.po_line_no
-            if no is not None and no in terms.lines:
-                quantity = ln.quantity
-                if ln.uom is not None:
-                    quantity = quantity * _factor(terms, no, ln.uom, self.uom)
-                own[no] = own.get(no, _ZERO) + quantity
-        return own
+            t = lines.get(no) if no is not None else None
+            if t is None:
+                continue
+            quantity = ln.quantity
+            if ln.uom is not None:
+                quantity = quantity * _factor(terms, t.line_no, ln.uom, self.uom)
+            key = t.base + _BILLED
+            before[key] = before.get(key, ledger[key]) - quantity
+            if t.checks.amount_tol is not None:
+                key = t.base + _BILLED_AMOUNT
+                amount = _net(ln) if rate is _ONE else _net(ln) * rate
+                before[key] = before.get(key, ledger[key]) - amount
+        for charge in invoice.charges:
+            code = _charge_key(terms.slot, charge.code)
+            before[code] = before.get(code, ledger[code]) - charge.amount.amount * rate
+        return before
