@@ -1091,6 +1091,26 @@ def test_the_batch_state_stays_out_of_the_garbage_collectors_sight() -> None:
     assert any(isinstance(key, str) for ledger in ledgers for key in ledger)
 
 
+def test_a_batch_with_room_for_one_po_gives_the_same_results() -> None:
+    """PO terms are cached, the ``cache`` most recently loaded.  Room for one PO's terms means
+    reloading them for nearly every document, and every result stays the same (the ledger
+    slot a PO was given does not change when its terms are loaded again)."""
+    orders, stream = Synth(seed=5).matching_stream(2_000)
+    documents = list(stream)
+    big = BatchMatcher(orders, TolerancePolicy.lenient())
+    small = BatchMatcher(orders, TolerancePolicy.lenient(), cache=1)
+    expected = [r for d in documents for r in big.feed(d)]
+    assert len(expected) > 800
+    assert [r for d in documents for r in small.feed(d)] == expected
+    assert small.waiting() == big.waiting()
+
+
+@pytest.mark.parametrize("cache", [0, -5, 1.5, True, "10"])
+def test_a_batch_needs_room_for_at_least_one_po(cache: Any) -> None:
+    with pytest.raises(ValidationError, match="cache: must be a whole number of POs, at least 1"):
+        BatchMatcher({}, cache=cache)
+
+
 def test_the_engine_is_the_one_this_environment_was_built_with() -> None:
     """CI runs the suite twice: against the wheel, whose engine mypyc compiled, and against the
     editable install, which runs the Python source; ``POTRACK_EXPECT_ENGINE`` says which."""

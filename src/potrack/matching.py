@@ -798,7 +798,10 @@ class BatchMatcher:
         suppliers: supplier records by id (their default match level), optional.
         uom: unit-of-measure conversion factors, optional.
         rates: exchange rates, to report rate variances, optional.
-        cache: how many POs' terms to keep.
+        cache: how many POs' terms to keep (at least 1).
+
+    Raises:
+        ValidationError: ``cache`` is not a whole number of at least 1.
     """
 
     def __init__(
@@ -812,6 +815,11 @@ class BatchMatcher:
     ) -> None:
         from potrack._matchcore import Engine  # compiled when the build could
 
+        if type(cache) is not int or cache < 1:
+            raise ValidationError(
+                "BatchMatcher",
+                [Problem("cache", f"must be a whole number of POs, at least 1; got {cache!r}")],
+            )
         self._engine = Engine(
             purchase_orders, policy or TolerancePolicy(), suppliers or {}, uom, rates, cache
         )
@@ -846,8 +854,8 @@ class BatchMatcher:
         """Take one document; return the match results it produces: one for an invoice, one per
         invoice it releases (or leaves waiting) for a receipt, none for a return.  An accepted
         credit memo that corrects an invoice waiting for goods (``credits`` names it) gives two:
-        its own, then the invoice's, matched again with the credited quantities no longer
-        counted against the goods or the quantity ordered.
+        its own, then the invoice's, matched again in full as if the memo had come before it:
+        what the memo credits (quantities, amounts, charges) no longer counts.
 
         An invoice held for a variance counts in what is billed (it is a claim awaiting a
         decision); one refused — a duplicate, or a credit memo for more than was invoiced —
