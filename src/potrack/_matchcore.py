@@ -277,11 +277,13 @@ def _terms(
     supplier: Supplier | None,
     policy: TolerancePolicy,
     spare: _Terms | None = None,
+    pool: list[_LineTerms] | None = None,
 ) -> _Terms:
     """The terms of ``po``: each line's price, quantity, level and resolved tolerances.
 
     ``spare``: terms no longer needed (evicted from the batch matcher's cache), whose objects
-    are filled anew rather than new ones allocated.  A batch loads terms for a new PO about every
+    are filled anew rather than new ones allocated; ``pool``: line terms to fill likewise
+    (those of ``spare`` join it, what is left stays for the next PO).  A batch loads terms for a new PO about every
     other invoice line, while the oldest are dropped; freed and allocated in step, they never set
     off the garbage collector, but new objects are in its youngest generation when it runs and
     made up two thirds of what each young collection had to scan.
@@ -291,12 +293,12 @@ def _terms(
     supplier_id = po.supplier_id
     scoped = resolver.line_checks if resolver.ordered else None
     checks = resolver.default_checks
+    old: list[_LineTerms] = [] if pool is None else pool
     if spare is None:
         lines: dict[int, _LineTerms] = {}
-        old: list[_LineTerms] = []
     else:
         lines = spare.lines
-        old = list(lines.values())
+        old.extend(lines.values())
         lines.clear()
     for ln in po.lines:
         level = ln.match_level or default
@@ -339,6 +341,8 @@ def _terms(
             agreed[charge.code] = agreed.get(charge.code, _ZERO) + charge.amount.amount
     else:
         agreed = _NO_CHARGES
+    if len(old) > _POOL:
+        del old[_POOL:]
     header = resolver.header_checks(supplier_id)
     if spare is None:
         return _Terms(po, supplier_id, lines, agreed, resolver, header)
@@ -346,6 +350,7 @@ def _terms(
     return spare
 
 
+_POOL: Final = 64  # line terms kept for the next POs' lines, at most
 _NO_CHARGES: Final[dict[str, Decimal]] = {}  # shared by POs without charges: never mutated
 
 
@@ -1642,6 +1647,7 @@ class Engine:
         self.rates = rates
         self._cache_size = cache
         self._terms: OrderedDict[str, _Terms] = OrderedDict()
+        self._spare_lines: list[_LineTerms] = []  # from evicted terms, for the next PO's lines
         self._places: dict[str, int] = {}  # PO id → its ledger slot, in order of arrival
         self._ledgers: list[_Ledger] = []
         self._waiting: dict[str, dict[str, _Waiting]] = {}
@@ -1664,7 +1670,8 @@ class Engine:
         # The oldest goes (POs are busy in the weeks after they are made), and its objects are
         # filled with the new PO's terms: nothing outside a feed holds terms.
         spare = cache.popitem(last=False)[1] if len(cache) >= self._cache_size else None
-        terms = cache[po_id] = _terms(po, self.suppliers.get(po.supplier_id), self.policy, spare)
+        supplier = self.suppliers.get(po.supplier_id)
+        terms = cache[po_id] = _terms(po, supplier, self.policy, spare, self._spare_lines)
         place = self._places.get(po_id)
         if place is None:
             place = self._places[po_id] = len(self._places)
