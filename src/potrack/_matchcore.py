@@ -110,46 +110,20 @@ class _LineTerms:
         "uom",
     )
 
-    def __init__(
-        self,
-        line: PurchaseOrderLine,
-        line_no: int,
-        price: Decimal,
-        price_unit: Decimal,
-        quantity: Decimal,
-        uom: str,
-        tax_rate: Decimal | None,
-        level: MatchLevel,
-        needs_receipt: bool,
-        checks: _LineChecks,
-    ) -> None:
-        self.set(
-            line, line_no, price, price_unit, quantity, uom, tax_rate, level, needs_receipt, checks
-        )
+    def __init__(self, line: PurchaseOrderLine, level: MatchLevel, checks: _LineChecks) -> None:
+        self.set(line, level, checks)
 
-    def set(
-        self,
-        line: PurchaseOrderLine,
-        line_no: int,
-        price: Decimal,
-        price_unit: Decimal,
-        quantity: Decimal,
-        uom: str,
-        tax_rate: Decimal | None,
-        level: MatchLevel,
-        needs_receipt: bool,
-        checks: _LineChecks,
-    ) -> None:
+    def set(self, line: PurchaseOrderLine, level: MatchLevel, checks: _LineChecks) -> None:
         """(Re)fill the line's terms: a recycled object is set as a new one is built."""
         self.line = line
-        self.line_no = line_no
-        self.price = price
-        self.price_unit = price_unit
-        self.quantity = quantity
-        self.uom = uom
-        self.tax_rate = tax_rate
+        line_no = self.line_no = line.line_no
+        self.price = line.unit_price.amount
+        self.price_unit = line.price_unit
+        self.quantity = line.quantity
+        self.uom = line.uom
+        self.tax_rate = line.tax_rate
         self.level = level
-        self.needs_receipt = needs_receipt
+        self.needs_receipt = level is not _TWO_WAY and line.line_type is not _SERVICE
         self.four_way = level is _FOUR_WAY
         self.checks = checks
         self.base = line_no * _LINE
@@ -227,37 +201,27 @@ class _Terms:
         "total_tol",
     )
 
-    def __init__(
-        self,
-        po: PurchaseOrder,
-        supplier_id: str,
-        lines: dict[int, _LineTerms],
-        charges: dict[str, Decimal],
-        rules: _Resolver,
-        header: tuple[_Gate | None, _Gate | None, _Gate | None],
-    ) -> None:
-        self.set(po, supplier_id, lines, charges, rules, header)
+    def __init__(self, po: PurchaseOrder, lines: dict[int, _LineTerms], rules: _Resolver) -> None:
+        self.set(po, lines, rules)
 
-    def set(
-        self,
-        po: PurchaseOrder,
-        supplier_id: str,
-        lines: dict[int, _LineTerms],
-        charges: dict[str, Decimal],
-        rules: _Resolver,
-        header: tuple[_Gate | None, _Gate | None, _Gate | None],
-    ) -> None:
+    def set(self, po: PurchaseOrder, lines: dict[int, _LineTerms], rules: _Resolver) -> None:
         """(Re)fill the PO's terms: a recycled object is set as a new one is built."""
         self.po = po
         self.po_id: str = po.id
-        self.supplier_id = supplier_id
+        supplier_id = self.supplier_id = po.supplier_id
         self.currency: str = po.currency
         self.rules = rules
         """The policy's resolved tolerances and settings (terms are built for one policy)."""
         self.lines = lines
-        self.charges = charges
+        if po.charges:
+            agreed: dict[str, Decimal] = {}
+            for charge in po.charges:
+                agreed[charge.code] = agreed.get(charge.code, _ZERO) + charge.amount.amount
+        else:
+            agreed = _NO_CHARGES
+        self.charges = agreed
         """Agreed charges per charge code."""
-        self.charges_tol, self.tax_tol, self.total_tol = header
+        self.charges_tol, self.tax_tol, self.total_tol = rules.header_checks(supplier_id)
         self.slot = 0
         """Which of its ledger's POs this is (0 for a ledger of its own)."""
         self.ledger_no = 0
@@ -283,10 +247,10 @@ def _terms(
 
     ``spare``: terms no longer needed (evicted from the batch matcher's cache), whose objects
     are filled anew rather than new ones allocated; ``pool``: line terms to fill likewise
-    (those of ``spare`` join it, what is left stays for the next PO).  A batch loads terms for a new PO about every
-    other invoice line, while the oldest are dropped; freed and allocated in step, they never set
-    off the garbage collector, but new objects are in its youngest generation when it runs and
-    made up two thirds of what each young collection had to scan.
+    (those of ``spare`` join it, what is left stays for the next PO).  A batch loads terms for a
+    new PO about every other invoice line while the oldest are dropped.  Freed and allocated in
+    step, they never set off the garbage collector; but new objects are in its youngest
+    generation when it runs, and they made up two thirds of what each young collection scanned.
     """
     resolver = _resolver(policy)
     default = po.match_level or (supplier.match_level if supplier else None) or policy.default_level
@@ -304,49 +268,17 @@ def _terms(
         level = ln.match_level or default
         if scoped is not None:
             checks = scoped(ln.item, supplier_id, ln.category)
-        line_no = ln.line_no
-        price = ln.unit_price.amount
-        needs_receipt = level is not _TWO_WAY and ln.line_type is not _SERVICE
         if old:
             t = old.pop()
-            t.set(
-                ln,
-                line_no,
-                price,
-                ln.price_unit,
-                ln.quantity,
-                ln.uom,
-                ln.tax_rate,
-                level,
-                needs_receipt,
-                checks,
-            )
+            t.set(ln, level, checks)
         else:
-            t = _LineTerms(
-                ln,
-                line_no,
-                price,
-                ln.price_unit,
-                ln.quantity,
-                ln.uom,
-                ln.tax_rate,
-                level,
-                needs_receipt,
-                checks,
-            )
-        lines[line_no] = t
-    if po.charges:
-        agreed: dict[str, Decimal] = {}
-        for charge in po.charges:
-            agreed[charge.code] = agreed.get(charge.code, _ZERO) + charge.amount.amount
-    else:
-        agreed = _NO_CHARGES
+            t = _LineTerms(ln, level, checks)
+        lines[t.line_no] = t
     if len(old) > _POOL:
         del old[_POOL:]
-    header = resolver.header_checks(supplier_id)
     if spare is None:
-        return _Terms(po, supplier_id, lines, agreed, resolver, header)
-    spare.set(po, supplier_id, lines, agreed, resolver, header)
+        return _Terms(po, lines, resolver)
+    spare.set(po, lines, resolver)
     return spare
 
 
