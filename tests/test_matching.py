@@ -1422,7 +1422,7 @@ def test_a_released_invoice_equals_matching_it_afresh() -> None:
 @given(
     st.lists(
         st.tuples(
-            st.sampled_from(["inv", "gr", "dup", "ret"]),
+            st.sampled_from(["inv", "gr", "dup", "ret", "cm"]),
             st.integers(1, 60),
             st.integers(1, 2),
             st.sampled_from([("USD", None), ("USD", "1.5"), ("EUR", "1.1"), ("EUR", None)]),
@@ -1438,7 +1438,8 @@ def test_batch_results_equal_fresh_matches_at_every_step(
     """Every batch result equals a fresh match with the receipts and returns so far and the
     invoices recorded before it; a duplicate (``dup`` sends an earlier invoice's number again)
     is refused and never recorded.  Invoices come in the PO's currency or not, with a rate or
-    without, with freight or without (the PO agrees 30.00)."""
+    without, with freight or without (the PO agrees 30.00); so do credit memos (``cm``) that
+    correct an earlier invoice, which then counts them as if they came before it."""
     order = po(lines=2, charges=FREIGHT_30)
     pol = policy(
         *TolerancePolicy.lenient().tolerances,
@@ -1448,7 +1449,9 @@ def test_batch_results_equal_fresh_matches_at_every_step(
     receipts: list[GoodsReceipt] = []
     returns: list[GoodsReturn] = []
     invoices: list[Invoice] = []
+    corrections: dict[str, list[Invoice]] = {}
     for n, (kind, qty, line, (cur, rate), freight) in enumerate(steps):
+        bills = [i for i in invoices if i.kind is InvoiceKind.INVOICE]
         priced: dict[str, Any] = {
             "currency": cur,
             "exchange_rate": None if rate is None else D(rate),
@@ -1462,12 +1465,19 @@ def test_batch_results_equal_fresh_matches_at_every_step(
         elif kind == "ret":
             doc = returned(str(qty), line, rid=f"RT-{n}")
             returns.append(doc)
-        elif kind == "dup" and invoices:
-            number = invoices[qty % len(invoices)].number
+        elif kind == "dup" and bills:  # (a memo's number is not an invoice's)
+            number = bills[qty % len(bills)].number
             doc = invoice(str(qty), line=line, iid=f"INV-{n}", number=number, **priced)
+        elif kind == "cm" and bills:
+            target = bills[qty % len(bills)]
+            memo_for = {"kind": InvoiceKind.CREDIT_MEMO, "credits": target.id}
+            doc = invoice(str(qty), line=line, iid=f"CM-{n}", **memo_for, **priced)
         else:
             doc = invoice(str(qty), line=line, iid=f"INV-{n}", **priced)
         results = batch.feed(doc)
+        if isinstance(doc, Invoice) and doc.credits is not None and len(results) == 2:
+            corrections.setdefault(doc.credits, []).append(doc)
+            event("a memo corrected a waiting invoice")
         for result in results:
             assert_fresh(
                 result,
@@ -1475,12 +1485,14 @@ def test_batch_results_equal_fresh_matches_at_every_step(
                 order,
                 receipts,
                 pol,
+                credits=corrections,
                 returns=returns,
                 duplicates=isinstance(doc, Invoice),
             )
         if isinstance(doc, Invoice):
-            assert refused(results[0]) == (kind == "dup" and doc.number != f"N-{doc.id}")
+            if doc.kind is InvoiceKind.INVOICE:
+                assert refused(results[0]) == (kind == "dup" and doc.number != f"N-{doc.id}")
             if refused(results[0]):
-                event("a duplicate refused")
+                event("a refused duplicate or memo")
             else:
                 invoices.append(doc)
