@@ -360,7 +360,7 @@ def _bill(ledger: _Ledger, invoice: Invoice, terms: _Terms, uom: UomConverter | 
     bills it: amounts converted with the invoice's rate only when its currency is not the PO's
     (a rate on an invoice in the PO's currency means nothing)."""
     sign = -1 if invoice.kind is _CREDIT_MEMO else 1
-    rate = (invoice.exchange_rate or _ONE) if invoice.currency != terms.currency else _ONE
+    rate = _billing_rate(invoice, terms)
     known = terms.lines
     for ln in invoice.lines:
         no = ln.po_line_no
@@ -373,6 +373,14 @@ def _bill(ledger: _Ledger, invoice: Invoice, terms: _Terms, uom: UomConverter | 
         _add(ledger, base + _BILLED_AMOUNT, amount * sign)
     for charge in invoice.charges:
         _add(ledger, _charge_key(terms.slot, charge.code), sign * charge.amount.amount * rate)
+
+
+def _billing_rate(invoice: Invoice, terms: _Terms) -> Decimal:
+    """What one unit of the invoice's currency is billed as in the PO's: its rate when the
+    currencies differ and it has one, else 1 (as :func:`_evaluate` bills)."""
+    if invoice.currency == terms.currency:
+        return _ONE
+    return invoice.exchange_rate or _ONE
 
 
 def _net(ln: InvoiceLine) -> Decimal:
@@ -1787,9 +1795,7 @@ class Engine:
         """
         lines = terms.lines
         before: _Ledger = {}
-        rate = _ONE
-        if invoice.currency != terms.currency and invoice.exchange_rate is not None:
-            rate = invoice.exchange_rate
+        rate = _billing_rate(invoice, terms)
         for ln in invoice.lines:
             no = ln.po_line_no
             t = lines.get(no) if no is not None else None
