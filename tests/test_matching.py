@@ -185,6 +185,12 @@ def policy(*tolerances: Tolerance, **kw: Any) -> TolerancePolicy:
     return TolerancePolicy(tolerances=tolerances, **kw)
 
 
+def lenient_with(*more: Tolerance) -> TolerancePolicy:
+    """The lenient policy with ``more`` tolerances besides its own."""
+    lenient = TolerancePolicy.lenient()
+    return attrs.evolve(lenient, tolerances=(*lenient.tolerances, *more))
+
+
 QTY_EXACT = (
     Tolerance(Check.QUANTITY_RECEIVED, upper=Limit(amount=D(0))),
     Tolerance(Check.QUANTITY_ORDERED, upper=Limit(amount=D(0))),
@@ -796,10 +802,7 @@ def test_a_credit_memo_clears_the_line_amount_hold_of_the_invoice_it_corrects() 
     """With line amounts checked: 110 billed of 100 ordered is over the amount too.  A memo
     for the 10 too many clears the amount finding as well as the quantity ordered."""
     order = po()
-    exact_amount = Tolerance(Check.LINE_AMOUNT, upper=Limit(amount=D(0)))
-    pol = attrs.evolve(
-        TolerancePolicy.lenient(), tolerances=(*TolerancePolicy.lenient().tolerances, exact_amount)
-    )
+    pol = lenient_with(Tolerance(Check.LINE_AMOUNT, upper=Limit(amount=D(0))))
     batch = BatchMatcher({"PO-1": order}, pol)
     billed = invoice("110")
     (first,) = batch.feed(billed)
@@ -828,12 +831,8 @@ def test_a_corrected_invoice_equals_matching_it_afresh_with_its_credits(
     invoices, those recorded before it plus the accepted credit memos that corrected it
     (``amounts``: line amounts are checked too, both ways, which a memo also changes)."""
     order = po(lines=2)
-    pol = TolerancePolicy.lenient()
-    if amounts:
-        line_amount = Tolerance(
-            Check.LINE_AMOUNT, upper=Limit(amount=D(0)), lower=Limit(percent=D(50))
-        )
-        pol = attrs.evolve(pol, tolerances=(*pol.tolerances, line_amount))
+    line_amount = Tolerance(Check.LINE_AMOUNT, upper=Limit(amount=D(0)), lower=Limit(percent=D(50)))
+    pol = lenient_with(line_amount) if amounts else TolerancePolicy.lenient()
     batch = BatchMatcher({"PO-1": order}, pol)
     receipts: list[GoodsReceipt] = []
     recorded: list[Invoice] = []
