@@ -578,7 +578,7 @@ def _resolver(policy: TolerancePolicy) -> _Resolver:
 
 
 def _pct(variance: Decimal, expected: Decimal) -> Decimal | None:
-    return None if expected == 0 else variance * _HUNDRED / expected
+    return None if not expected else variance * _HUNDRED / expected
 
 
 def _test(
@@ -608,7 +608,7 @@ def _test(
         return
     if value is None and currency:
         value = variance  # a money check: the variance is the money at stake
-    upper = variance > 0
+    upper = variance > _ZERO
     side = gate.upper if upper else gate.lower
     if side is None:
         return  # that side is not checked
@@ -868,7 +868,7 @@ def _evaluate(
                     beyond = (
                         billed_after - get(base + _RECEIVED, _ZERO) + get(base + _RETURNED, _ZERO)
                     )
-                    if beyond > 0 or t.four_way or (beyond and checks.received_lower):
+                    if beyond > _ZERO or t.four_way or (beyond and checks.received_lower):
                         _receipt_checks(found, t, ledger, billed_after, line_no, po_cur)
                 if billed_after != t.quantity:
                     _ordered_check(found, t, billed_after, line_no, po_cur)
@@ -1052,7 +1052,7 @@ def _ordered_check(
     """Billed so far against the quantity ordered (a credit memo lowers what is billed); the
     callers skip it when the two are equal."""
     over = billed_after - t.quantity
-    if over > 0 or t.checks.ordered_lower:
+    if over > _ZERO or t.checks.ordered_lower:
         _test(
             findings,
             t.checks.ordered_tol,
@@ -1086,7 +1086,7 @@ def _receipt_checks(
     get = ledger.get
     returned = get(base + _RETURNED, _ZERO)
     over = billed_after - (get(base + _RECEIVED, _ZERO) - returned)
-    if over and (over > 0 or checks.received_lower):
+    if over and (over > _ZERO or checks.received_lower):
         _test(
             findings,
             checks.received_tol,
@@ -1099,7 +1099,7 @@ def _receipt_checks(
             currency=po_cur,
             inv_line=inv_line,
             po_line=t.line_no,
-            awaiting=over > 0 and billed_after <= t.quantity,
+            awaiting=over > _ZERO and billed_after <= t.quantity,
         )
     if t.four_way:
         # Accepted after inspection, less returns beyond what was rejected.
@@ -1119,7 +1119,7 @@ def _receipt_checks(
                 currency=po_cur,
                 inv_line=inv_line,
                 po_line=t.line_no,
-                awaiting=over > 0 and billed_after <= t.quantity,
+                awaiting=over > _ZERO and billed_after <= t.quantity,
             )
 
 
