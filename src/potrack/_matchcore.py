@@ -239,7 +239,7 @@ class _Terms:
 def _terms(
     po: PurchaseOrder,
     supplier: Supplier | None,
-    policy: TolerancePolicy,
+    resolver: _Resolver,
     spare: _Terms | None = None,
     pool: list[_LineTerms] | None = None,
 ) -> _Terms:
@@ -252,8 +252,11 @@ def _terms(
     step, they never set off the garbage collector; but new objects are in its youngest
     generation when it runs, and they made up two thirds of what each young collection scanned.
     """
-    resolver = _resolver(policy)
-    default = po.match_level or (supplier.match_level if supplier else None) or policy.default_level
+    default = (
+        po.match_level
+        or (supplier.match_level if supplier is not None else None)
+        or resolver.default_level
+    )
     supplier_id = po.supplier_id
     scoped = resolver.line_checks if resolver.ordered else None
     checks = resolver.default_checks
@@ -513,6 +516,7 @@ class _Resolver:
         self.small_difference: Decimal = policy.small_difference
         self.park: bool = policy.before_receipt == "park"
         self.partial_payment: bool = policy.partial_payment
+        self.default_level: MatchLevel = policy.default_level
         self.name: str = policy.name
         self.cache: dict[tuple[str | None, str, str], dict[Check, _Gate]] = {}
         self.ordered = sorted(policy.rules, key=lambda r: r.rank, reverse=True)
@@ -680,7 +684,7 @@ def match_one(
     rates: ExchangeRates | None,
 ) -> MatchResult:
     """:func:`potrack.matching.match` (which documents the arguments and what it raises)."""
-    terms = _terms(po, supplier, policy)
+    terms = _terms(po, supplier, _resolver(policy))
     ledger: _Ledger = {}
     for receipt in receipts:
         if receipt.po_id == po.id:
@@ -1587,6 +1591,7 @@ class Engine:
     ) -> None:
         self.purchase_orders = purchase_orders
         self.policy = policy
+        self._rules = _resolver(policy)  # the policy resolved, looked up once
         self.suppliers = suppliers
         self.uom = uom
         self.rates = rates
@@ -1616,7 +1621,7 @@ class Engine:
         # filled with the new PO's terms: nothing outside a feed holds terms.
         spare = cache.popitem(last=False)[1] if len(cache) >= self._cache_size else None
         supplier = self.suppliers.get(po.supplier_id)
-        terms = cache[po_id] = _terms(po, supplier, self.policy, spare, self._spare_lines)
+        terms = cache[po_id] = _terms(po, supplier, self._rules, spare, self._spare_lines)
         place = self._places.get(po_id)
         if place is None:
             place = self._places[po_id] = len(self._places)
