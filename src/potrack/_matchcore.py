@@ -334,20 +334,21 @@ def _receive(
         if rl.uom is not None:
             factors = [_factor(terms, r.line_no, r.uom, uom) for r in receipt.lines]
             break
-    get = ledger.get
     slot = terms.slot
     for i, rl in enumerate(receipt.lines):
         factor = _ONE if factors is None else factors[i]
         base = rl.line_no * _LINE + slot
         key = base + _RECEIVED
-        ledger[key] = get(key, _ZERO) + (rl.received if factor is _ONE else rl.received * factor)
+        ledger[key] = ledger.get(key, _ZERO) + (
+            rl.received if factor is _ONE else rl.received * factor
+        )
         if rl.rejected:
             key = base + _REJECTED
-            ledger[key] = get(key, _ZERO) + rl.rejected * factor
+            ledger[key] = ledger.get(key, _ZERO) + rl.rejected * factor
         # Uninspected goods count for 3-way; 4-way waits for the inspection.
         if rl.accepted is not None:
             key = base + _ACCEPTED
-            ledger[key] = get(key, _ZERO) + (
+            ledger[key] = ledger.get(key, _ZERO) + (
                 rl.accepted if factor is _ONE else rl.accepted * factor
             )
 
@@ -778,7 +779,6 @@ def _evaluate(
     tax_known = True
     plain = factors is None and billing_rate is _ONE  # no conversion of units or currency
     known = terms.lines
-    get = ledger.get
     for ln in invoice.lines:
         start = len(found)
         no = ln.po_line_no
@@ -834,8 +834,8 @@ def _evaluate(
         base = t.base
         billed_key = base + _BILLED
         amount_key = base + _BILLED_AMOUNT
-        billed = get(billed_key, _ZERO)
-        billed_amount = get(amount_key, _ZERO)
+        billed = ledger.get(billed_key, _ZERO)
+        billed_amount = ledger.get(amount_key, _ZERO)
         if plain:
             factor = _ONE
             qty = quantity
@@ -875,7 +875,9 @@ def _evaluate(
                     )
                 if t.needs_receipt:
                     beyond = (
-                        billed_after - get(base + _RECEIVED, _ZERO) + get(base + _RETURNED, _ZERO)
+                        billed_after
+                        - ledger.get(base + _RECEIVED, _ZERO)
+                        + ledger.get(base + _RETURNED, _ZERO)
                     )
                     if beyond > _ZERO or t.four_way or (beyond and checks.received_lower):
                         _receipt_checks(found, t, ledger, billed_after, line_no, po_cur)
@@ -1092,9 +1094,8 @@ def _receipt_checks(
     """
     base = t.base
     checks = t.checks
-    get = ledger.get
-    returned = get(base + _RETURNED, _ZERO)
-    over = billed_after - (get(base + _RECEIVED, _ZERO) - returned)
+    returned = ledger.get(base + _RETURNED, _ZERO)
+    over = billed_after - (ledger.get(base + _RECEIVED, _ZERO) - returned)
     if over and (over > _ZERO or checks.received_lower):
         _test(
             findings,
@@ -1112,8 +1113,8 @@ def _receipt_checks(
         )
     if t.four_way:
         # Accepted after inspection, less returns beyond what was rejected.
-        rejected = get(base + _REJECTED, _ZERO)
-        accepted = get(base + _ACCEPTED, _ZERO) - max(_ZERO, returned - rejected)
+        rejected = ledger.get(base + _REJECTED, _ZERO)
+        accepted = ledger.get(base + _ACCEPTED, _ZERO) - max(_ZERO, returned - rejected)
         if billed_after != accepted:
             over = billed_after - accepted
             _test(
