@@ -146,6 +146,18 @@ class _LineTerms:
 
 
 _tuple_new: Final = tuple.__new__
+_QUANTA: Final[dict[str, Decimal]] = {}
+
+
+def _quantum(currency: str) -> Decimal:
+    """:func:`potrack.money.quantum`, kept in a plain dict (a compiled lookup; calling the
+    ``lru_cache`` wrapper is a generic Python call).  Raises as it does for an unknown code."""
+    found = _QUANTA.get(currency)
+    if found is None:
+        found = _QUANTA[currency] = quantum(currency)
+    return found
+
+
 _QUANTIZERS: Final[dict[str, Any]] = {}
 
 
@@ -771,7 +783,7 @@ def _evaluate(
     invoice_id = invoice.id
     # Totals and tax are compared as the supplier books them: each line amount rounded to the
     # currency's precision (a 3 × 45.5805 line is 136.74 on the invoice).
-    exponent = quantum(cur)
+    exponent = _quantum(cur)
     rules = terms.rules
     rounded_to = rules.rounded_to
     net_total = _ZERO
@@ -1154,11 +1166,16 @@ def _recheck(
     credit = kind is _CREDIT_MEMO
     invoiced = previous.invoiced
     cur = invoice.currency
-    exponent = quantum(cur)
+    exponent = _quantum(cur)
     rules = terms.rules
     rounded_to = rules.rounded_to
     # The first evaluation gave one line result per invoice line, in the invoice's order.
-    for lr, ln in zip(previous.lines, invoice.lines, strict=True):
+    # (Indexed rather than zip(..., strict=True): compiled, a call with a keyword argument is a
+    # generic Python call.)
+    invoice_lines = invoice.lines
+    assert len(invoice_lines) == len(previous.lines)
+    for i, lr in enumerate(previous.lines):
+        ln = invoice_lines[i]
         t = terms.lines.get(lr.po_line_no) if lr.po_line_no is not None else None
         if t is None or not t.needs_receipt or credit:
             results.append(lr)
