@@ -277,7 +277,8 @@ def _terms(
         lines: dict[int, _LineTerms] = {}
     else:
         lines = spare.lines
-        old.extend(lines.values())
+        for t in lines.values():  # (a compiled loop: list.extend of a view is a generic call)
+            old.append(t)
         lines.clear()
     for ln in po.lines:
         level = ln.match_level or default
@@ -1665,9 +1666,10 @@ class Engine:
             terms = self._terms_of(po_id)
             ledger = self._ledgers[terms.ledger_no]
             _receive(ledger, document, terms, self.uom)
-            waiting = self._waiting.pop(po_id, None)
-            if not waiting:
+            waiting = self._waiting.get(po_id)  # (dict.pop is a generic call when compiled)
+            if waiting is None:
                 return []
+            del self._waiting[po_id]
             return [self._match(e.invoice, terms, ledger, e) for e in waiting.values()]
         if isinstance(document, GoodsReturn):
             terms = self._terms_of(document.po_id)
