@@ -716,14 +716,14 @@ _OK: Final = (_MATCHED, _WITHIN)
 
 
 def _factors(
-    invoice: Invoice, terms: _Terms, uom: UomConverter | None
+    lines: tuple[InvoiceLine, ...], terms: _Terms, uom: UomConverter | None
 ) -> dict[int, Decimal] | None:
     """Per invoice line, the factor to the PO line's unit (None when every line is in it).
 
     Computed before anything is changed, so that a missing factor changes nothing.
     """
     factors: dict[int, Decimal] | None = None
-    for ln in invoice.lines:
+    for ln in lines:
         if ln.uom is not None and ln.po_line_no is not None:
             factor = _factor(terms, ln.po_line_no, ln.uom, uom)
             if factor is not _ONE:
@@ -763,7 +763,8 @@ def _evaluate(
                 )
             )
         raise ValidationError(f"invoice {invoice.id}", problems)
-    factors = _factors(invoice, terms, uom)  # raises before anything is billed
+    invoice_lines = invoice.lines
+    factors = _factors(invoice_lines, terms, uom)  # raises before anything is billed
     kind = invoice.kind
     credit = kind is _CREDIT_MEMO
     cur = invoice.currency
@@ -792,7 +793,7 @@ def _evaluate(
     tax_known = True
     plain = factors is None and billing_rate is _ONE  # no conversion of units or currency
     known = terms.lines
-    for ln in invoice.lines:
+    for ln in invoice_lines:
         start = len(found)
         no = ln.po_line_no
         line_no = ln.line_no
@@ -979,8 +980,8 @@ def _evaluate(
     tax_check = terms.tax_tol
     if tax_check is not None and tax_known:
         tax = stated_tax.amount if stated_tax is not None else None
-        if tax is None and any(ln.tax is not None for ln in invoice.lines):
-            tax = sum((ln.tax.amount for ln in invoice.lines if ln.tax is not None), _ZERO)
+        if tax is None and any(ln.tax is not None for ln in invoice_lines):
+            tax = sum((ln.tax.amount for ln in invoice_lines if ln.tax is not None), _ZERO)
         if tax is not None or taxed:
             expected_tax = rounded_to(taxed / _HUNDRED, exponent)
             _test(header, tax_check, _CODE_TAX, expected_tax, tax or _ZERO, cur, currency=cur)
@@ -1725,7 +1726,8 @@ class Engine:
         unnumbered = None
         first: Invoice | None = None
         number = invoice.number
-        if invoice.kind is not _CREDIT_MEMO:
+        memo = invoice.kind is _CREDIT_MEMO
+        if not memo:
             if number:
                 numbered = f"{normalize_number(number)}\x1f{invoice.supplier_id}"
                 seen = self._numbers.get(numbered)
@@ -1743,7 +1745,7 @@ class Engine:
         # for goods never received through; a duplicate would bill the goods twice and hold
         # the next invoice that is fine.  (Held for a variance, an invoice counts: it is a claim
         # waiting for a decision.)  Only these documents need the copy to put back.
-        before = ledger.copy() if first is not None or invoice.kind is _CREDIT_MEMO else None
+        before = ledger.copy() if first is not None or memo else None
         result = _evaluate(
             invoice,
             terms,
