@@ -721,6 +721,24 @@ def test_a_withdrawn_invoice_is_not_matched_again_when_goods_arrive() -> None:
     assert batch.waiting() == []
 
 
+def test_a_waiting_invoice_s_result_counts_goods_returned_since() -> None:
+    """A return does not match waiting invoices again, but their results are computed when
+    asked for: against the goods as they are now (30 = 50 received − 20 returned)."""
+    batch = BatchMatcher({"PO-1": po()})
+    held = invoice("60")
+    batch.feed(held)
+    (after_receipt,) = batch.feed(received("50"))
+    assert after_receipt.findings[0].expected == Decimal(50)
+    assert batch.feed(returned("20")) == []
+    lines_before = batch.matched_lines
+    (now,) = batch.waiting()
+    assert (now.status, now.findings[0].expected) == (InvoiceStatus.AWAITING_RECEIPT, Decimal(30))
+    assert batch.waiting() == [now]  # asking changes nothing
+    assert batch.matched_lines == lines_before
+    assert batch.withdraw(held) == now
+    assert batch.waiting() == []
+
+
 def memo(qty: str, credits: str | None = "INV-1", iid: str = "CM-1") -> Invoice:
     return invoice(qty, iid=iid, kind=InvoiceKind.CREDIT_MEMO, credits=credits)
 
@@ -933,6 +951,20 @@ def test_withdrawing_an_invoice_that_is_not_waiting_names_it() -> None:
         batch.withdraw(attrs.evolve(paid, po_id=None))
     with pytest.raises(InvalidValueError, match="invoice: expected an Invoice, got 'INV-9'"):
         batch.withdraw("INV-9")  # type: ignore[arg-type]
+
+
+def test_a_waiting_invoice_whose_po_is_gone_waits_on_when_its_result_cannot_be_computed() -> None:
+    orders = {"PO-1": po(), "PO-2": po(id="PO-2")}
+    batch = BatchMatcher(orders, cache=1)
+    held = invoice("60")
+    (first,) = batch.feed(held)
+    batch.feed(attrs.evolve(received("10"), po_id="PO-2"))  # PO-1's terms leave the cache
+    del orders["PO-1"]
+    for ask in (batch.waiting, lambda: batch.withdraw(held), lambda: batch.expire(date.max)):
+        with pytest.raises(ValidationError, match="unknown PO 'PO-1'"):
+            ask()
+    orders["PO-1"] = po()
+    assert batch.withdraw(held) == first  # nothing was lost
 
 
 def test_expire_gives_up_on_invoices_dated_before_the_day_oldest_first() -> None:

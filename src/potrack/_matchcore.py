@@ -1147,92 +1147,6 @@ def _receipt_checks(
             )
 
 
-def _recheck(
-    invoice: Invoice,
-    previous: MatchResult,
-    terms: _Terms,
-    ledger: _Ledger,
-    billed_before: _Ledger,
-    uom: UomConverter | None,
-) -> MatchResult:
-    """``previous`` with its receipt-dependent findings computed anew (new goods arrived).
-
-    Only quantities received and accepted change when goods arrive; every other finding of the
-    first evaluation stands.  ``billed_before`` holds what was billed before this invoice (later
-    invoices do not count against it), under the ledger's keys: see :meth:`Engine._billed_before`.
-    """
-    results: list[LineResult] = []
-    blocking: list[Finding] = []
-    own: dict[int, Decimal] = {}
-    kind = previous.kind
-    credit = kind is _CREDIT_MEMO
-    invoiced = previous.invoiced
-    cur = invoice.currency
-    exponent = _quantum(cur)
-    rules = terms.rules
-    rounded_to = rules.rounded_to
-    # The first evaluation gave one line result per invoice line, in the invoice's order.
-    # (Indexed rather than zip(..., strict=True): compiled, a call with a keyword argument is a
-    # generic Python call.)
-    invoice_lines = invoice.lines
-    assert len(invoice_lines) == len(previous.lines)
-    for i, lr in enumerate(previous.lines):
-        ln = invoice_lines[i]
-        t = terms.lines.get(lr.po_line_no) if lr.po_line_no is not None else None
-        if t is None or not t.needs_receipt or credit:
-            results.append(lr)
-            for f in lr.findings:
-                if f.severity is _BLOCK:
-                    blocking.append(f)
-            continue
-        # Findings keep the order the first evaluation gave: price, receipts, quantity ordered,
-        # then the rest.  The quantity ordered is checked again too: a credit memo for this
-        # invoice (see Engine._corrected) lowers what it bills.
-        kept: list[Finding] = []
-        rest: list[Finding] = []
-        for f in lr.findings:
-            if f.code is _CODE_PRICE:
-                kept.append(f)
-            elif f.code not in _RECEIPT_CODES and f.code is not _CODE_QUANTITY_ORDERED:
-                rest.append(f)
-        q = ln.quantity * (_factor(terms, t.line_no, ln.uom, uom) if ln.uom else _ONE)
-        own[t.line_no] = own.get(t.line_no, _ZERO) + q
-        billed_after = billed_before.get(t.base + _BILLED, _ZERO) + own[t.line_no]
-        _receipt_checks(kept, t, ledger, billed_after, lr.invoice_line_no, terms.currency)
-        if billed_after != t.quantity:
-            _ordered_check(kept, t, billed_after, lr.invoice_line_no, terms.currency)
-        kept.extend(rest)
-        results.append(
-            _settle(
-                lr.invoice_line_no,
-                lr.po_line_no,
-                lr.level,
-                lr.amount,
-                rounded_to(lr.amount, exponent),
-                tuple(kept),
-                blocking,
-                (),
-                invoice.id,
-                rules.park,
-                credit,
-                cur,
-            )
-        )
-    return _conclude(
-        previous.invoice_id,
-        terms.po_id,
-        kind,
-        cur,
-        invoiced,
-        results,
-        blocking,
-        list(previous.header),
-        (),
-        rules,
-        exponent,
-    )
-
-
 def _credit_checks(
     findings: list[Finding],
     ln: InvoiceLine,
@@ -1581,20 +1495,23 @@ _OVER_CREDIT: Final = (FindingCode.OVER_CREDIT,)
 
 
 class _Waiting:
-    """An invoice waiting for goods: its last result and what was billed before it (see
-    :meth:`Engine._billed_before`)."""
+    """An invoice waiting for goods and what was billed before it (see
+    :meth:`Engine._billed_before`).  Not its result: that is computed again when asked for
+    (:meth:`Engine._again`).  Kept, the results of tens of thousands of waiting invoices — their
+    lines, findings and money — were most of what the garbage collector had to scan in a long
+    batch, and what set off its full collections."""
 
-    __slots__ = ("billed_before", "invoice", "result")
+    __slots__ = ("billed_before", "invoice")
 
-    def __init__(self, invoice: Invoice, result: MatchResult, billed_before: _Ledger) -> None:
+    def __init__(self, invoice: Invoice, billed_before: _Ledger) -> None:
         self.invoice = invoice
-        self.result = result
         self.billed_before = billed_before
 
 
-def _arrival(entry: _Waiting) -> tuple[date, str]:
-    """Waiting invoices' order: oldest first, then by id."""
-    return entry.invoice.invoice_date, entry.invoice.id
+def _arrival(waiting: tuple[str, _Waiting]) -> tuple[date, str]:
+    """Waiting invoices' order (each with its PO's id): oldest first, then by id."""
+    invoice = waiting[1].invoice
+    return invoice.invoice_date, invoice.id
 
 
 class Engine:
@@ -1700,13 +1617,20 @@ class Engine:
         for key, value in credited.items():
             if key in before:  # (what the invoice's checks read)
                 before[key] += value
-        state = ledger.copy()  # the goods as they are now, and what was billed before it
-        state.update(before)
         self.matched_lines += len(invoice.lines)
-        again = _evaluate(invoice, terms, state, (), self.uom, self.rates, ())
+        again = self._again(invoice, before, terms, ledger)
         if again.status is not _MATCHED and _waits_for_goods(again):
-            self._wait(terms.po_id, invoice, again, before)
+            self._wait(terms.po_id, invoice, before)
         return [again]
+
+    def _again(
+        self, invoice: Invoice, billed_before: _Ledger, terms: _Terms, ledger: _Ledger
+    ) -> MatchResult:
+        """``invoice`` (waiting for goods) matched in full against the goods as they are now
+        and what was billed before it; ``ledger`` is left as it was."""
+        state = ledger.copy()
+        state.update(billed_before)
+        return _evaluate(invoice, terms, state, (), self.uom, self.rates, ())
 
     def _match(
         self, invoice: Invoice, terms: _Terms, ledger: _Ledger, waiting: _Waiting | None
@@ -1714,11 +1638,9 @@ class Engine:
         po_id = terms.po_id
         self.matched_lines += len(invoice.lines)
         if waiting is not None:
-            result = _recheck(
-                invoice, waiting.result, terms, ledger, waiting.billed_before, self.uom
-            )
+            result = self._again(invoice, waiting.billed_before, terms, ledger)
             if result.status is not _MATCHED and _waits_for_goods(result):
-                self._wait(po_id, invoice, result, waiting.billed_before)
+                self._wait(po_id, invoice, waiting.billed_before)
             return result
         # Duplicates: the first invoice of the supplier with the same number — or, without
         # a number, the same date and amount.  Only its id and number are kept.
@@ -1762,7 +1684,7 @@ class Engine:
         if result.status is not _MATCHED and _waits_for_goods(result):
             # Held on quantities received: match it again when a receipt for the PO arrives,
             # against what was billed before it (later invoices do not count against it).
-            self._wait(po_id, invoice, result, self._billed_before(invoice, terms, ledger))
+            self._wait(po_id, invoice, self._billed_before(invoice, terms, ledger))
         if first is None:  # remembered once matched: an invoice refused changes nothing
             if numbered is not None:
                 own = invoice.id
@@ -1771,31 +1693,37 @@ class Engine:
                 self._by_date_amount[unnumbered] = invoice.id
         return result
 
-    def _wait(
-        self,
-        po_id: str,
-        invoice: Invoice,
-        result: MatchResult,
-        billed_before: _Ledger,
-    ) -> None:
+    def _wait(self, po_id: str, invoice: Invoice, billed_before: _Ledger) -> None:
         """Keep ``invoice`` to match again when goods for its PO arrive."""
         waiting = self._waiting.get(po_id)
         if waiting is None:
             waiting = self._waiting[po_id] = {}
-        waiting[invoice.id] = _Waiting(invoice, result, billed_before)
+        waiting[invoice.id] = _Waiting(invoice, billed_before)
+
+    def _now(self, po_id: str, entry: _Waiting) -> MatchResult:
+        """The result of a waiting invoice as it stands (matched again, not counted in
+        ``matched_lines``)."""
+        terms = self._terms_of(po_id)
+        return self._again(
+            entry.invoice, entry.billed_before, terms, self._ledgers[terms.ledger_no]
+        )
 
     def waiting(self) -> list[MatchResult]:
         """:meth:`potrack.matching.BatchMatcher.waiting`."""
-        entries = [e for by_id in self._waiting.values() for e in by_id.values()]
+        entries = [(po_id, e) for po_id, by_id in self._waiting.items() for e in by_id.values()]
         entries.sort(key=_arrival)
-        return [e.result for e in entries]
+        return [self._now(po_id, e) for po_id, e in entries]
 
     def withdraw(self, invoice: Invoice) -> MatchResult:
         """:meth:`potrack.matching.BatchMatcher.withdraw`."""
-        entry = self._unwait(invoice.po_id, invoice.id) if invoice.po_id is not None else None
-        if entry is None:
+        po_id = invoice.po_id
+        by_id = self._waiting.get(po_id) if po_id is not None else None
+        entry = by_id.get(invoice.id) if by_id is not None else None
+        if po_id is None or entry is None:
             raise NotFoundError("invoice waiting for goods", invoice.id)
-        return entry.result
+        result = self._now(po_id, entry)  # first: if it raises, the invoice waits on
+        self._unwait(po_id, invoice.id)
+        return result
 
     def _unwait(self, po_id: str, invoice_id: str) -> _Waiting | None:
         """Take the invoice out of those waiting for goods (None if it is not waiting)."""
@@ -1807,15 +1735,17 @@ class Engine:
 
     def expire(self, before: date) -> list[MatchResult]:
         """:meth:`potrack.matching.BatchMatcher.expire`."""
-        gone: list[_Waiting] = []
-        for po_id in list(self._waiting):
-            by_id = self._waiting[po_id]
-            for invoice_id in [i for i, e in by_id.items() if e.invoice.invoice_date < before]:
-                gone.append(by_id.pop(invoice_id))
-            if not by_id:
-                del self._waiting[po_id]
+        gone = [
+            (po_id, e)
+            for po_id, by_id in self._waiting.items()
+            for e in by_id.values()
+            if e.invoice.invoice_date < before
+        ]
         gone.sort(key=_arrival)
-        return [e.result for e in gone]
+        results = [self._now(po_id, e) for po_id, e in gone]  # first: if one raises, all wait on
+        for po_id, e in gone:
+            self._unwait(po_id, e.invoice.id)
+        return results
 
     def _billed_before(self, invoice: Invoice, terms: _Terms, ledger: _Ledger) -> _Ledger:
         """What was billed before ``invoice`` (which the ledger holds already), under the

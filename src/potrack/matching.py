@@ -869,15 +869,24 @@ class BatchMatcher:
         return self._engine.feed(document)
 
     def waiting(self) -> list[MatchResult]:
-        """The last results of the invoices waiting for goods, oldest invoice first (then by id).
+        """The results of the invoices waiting for goods as they stand, oldest invoice first
+        (then by id).
 
         An invoice waits while a missing receipt or inspection holds it; each receipt for its
         PO matches it again (:meth:`feed` returns the new result) until goods no longer hold it.
+        The matcher keeps no result for a waiting invoice: each is computed when asked for,
+        against the goods as they are now — a :class:`~potrack.records.GoodsReturn` fed since
+        the last receipt counts — and against what was billed before the invoice.  Asking
+        changes nothing (nor :attr:`matched_lines`).
+
+        Raises:
+            ValidationError: a waiting invoice's PO is no longer in ``purchase_orders``.
         """
         return self._engine.waiting()
 
     def withdraw(self, invoice: Invoice) -> MatchResult:
-        """Stop waiting for goods for ``invoice`` and return its last result.
+        """Stop waiting for goods for ``invoice`` and return its result as it stands (see
+        :meth:`waiting`).
 
         For an invoice settled another way — an override accepted with :func:`match`, a
         cancellation outside the stream — so that later receipts do not match it again and no
@@ -886,6 +895,7 @@ class BatchMatcher:
         Raises:
             NotFoundError: ``invoice`` is not waiting (never held for goods, released already,
                 withdrawn or expired).
+            ValidationError: its PO is no longer in ``purchase_orders`` (it waits on).
             InvalidValueError: ``invoice`` is not an :class:`~potrack.records.Invoice`.
         """
         if not isinstance(invoice, Invoice):
@@ -893,8 +903,8 @@ class BatchMatcher:
         return self._engine.withdraw(invoice)
 
     def expire(self, before: date) -> list[MatchResult]:
-        """Stop waiting for goods for every invoice dated before ``before``; return their last
-        results, oldest invoice first.
+        """Stop waiting for goods for every invoice dated before ``before``; return their
+        results as they stand (see :meth:`waiting`), oldest invoice first.
 
         A long stream keeps every invoice whose goods never come (the synthetic 1,000,000-line
         stream ends with about 41,000): a host that gives up on goods after, say, a year calls
@@ -916,6 +926,8 @@ class BatchMatcher:
         Raises:
             InvalidValueError: ``before`` is not a date (a datetime is refused too: invoices
                 are dated by day).
+            ValidationError: a PO of one of them is no longer in ``purchase_orders`` (then
+                every one waits on).
         """
         if type(before) is not date:
             raise InvalidValueError("before", before, "a date (not a datetime)", "expire")
