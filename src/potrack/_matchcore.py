@@ -1551,9 +1551,10 @@ class Engine:
         terms = cache.get(po_id)
         if terms is not None:
             return terms
-        po = self.purchase_orders.get(po_id)
-        if po is None:
-            raise ValidationError("document", [Problem("po_id", f"unknown PO {po_id!r}")])
+        try:  # (not .get: on a Mapping subclass that is one more Python call, to __getitem__)
+            po = self.purchase_orders[po_id]
+        except KeyError:
+            raise ValidationError("document", [Problem("po_id", f"unknown PO {po_id!r}")]) from None
         # The oldest goes (POs are busy in the weeks after they are made), and its objects are
         # filled with the new PO's terms: nothing outside a feed holds terms.
         spare = cache.popitem(last=False)[1] if len(cache) >= self._cache_size else None
