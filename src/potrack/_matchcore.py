@@ -472,35 +472,51 @@ def normalize_number(number: str) -> str:
     """:func:`potrack.matching.normalize_invoice_number`: upper case, ASCII letters and digits only,
     and each run of digits without its leading zeros (a run of zeros only keeps one).
 
-    One pass over the characters, compared by code point: as fast as two regular-expression
-    substitutions in Python, three times as fast compiled (``tests/test_matching.py`` checks it
-    against the regex definition).
+    One pass over the code points of the upper-cased number; what is kept is taken as slices of
+    it between the characters dropped, not character by character (compiled, ``ord(s[i])``
+    reads the code point in place, and ``S0087-0000024`` is three slices).  As fast as two
+    regular-expression substitutions in Python, four times as fast compiled
+    (``tests/test_matching.py`` checks it against the regex definition).
     """
+    s = number.upper()
+    n = len(s)
     out: list[str] = []
-    zeros = 0  # zeros at the start of the current run of digits, held back
+    start = 0  # where the part being kept starts
     digits = False  # the last character kept was a digit
     leading = False  # ... and only zeros have been seen in its run so far
-    for ch in number.upper():
-        code = ord(ch)
+    zeros = False  # ... and there were some (dropped, one comes back if the run ends with them)
+    i = 0
+    while i < n:
+        code = ord(s[i])
         if 48 <= code <= 57:  # 0-9
             if not digits:
                 digits = leading = True
             if leading:
                 if code == 48:
-                    zeros += 1
+                    if i > start:
+                        out.append(s[start:i])
+                    start = i + 1
+                    zeros = True
+                    i += 1
                     continue
-                leading = False
-                zeros = 0
-            out.append(ch)
+                leading = zeros = False
         elif 65 <= code <= 90:  # A-Z
             if leading and zeros:
+                if i > start:
+                    out.append(s[start:i])
                 out.append("0")
-            digits = leading = False
-            zeros = 0
-            out.append(ch)
+                start = i
+            digits = leading = zeros = False
+        else:  # dropped
+            if i > start:
+                out.append(s[start:i])
+            start = i + 1
+        i += 1
+    if start < n:
+        out.append(s[start:n])
     if leading and zeros:
         out.append("0")
-    return "".join(out)
+    return out[0] if len(out) == 1 else "".join(out)
 
 
 class _Gate:
