@@ -351,18 +351,20 @@ def _receive(
     for i, rl in enumerate(receipt.lines):
         factor = _ONE if factors is None else factors[i]
         base = rl.line_no * _LINE + slot
-        key = base + _RECEIVED
-        ledger[key] = ledger.get(key, _ZERO) + (
-            rl.received if factor is _ONE else rl.received * factor
-        )
-        if rl.rejected:
+        # Keys typed as the ledger's keys: compiled, each is boxed once for the get and the set.
+        key: int | str = base + _RECEIVED
+        received = rl.received
+        ledger[key] = ledger.get(key, _ZERO) + (received if factor is _ONE else received * factor)
+        rejected = rl.rejected
+        if rejected:
             key = base + _REJECTED
-            ledger[key] = ledger.get(key, _ZERO) + rl.rejected * factor
+            ledger[key] = ledger.get(key, _ZERO) + rejected * factor
         # Uninspected goods count for 3-way; 4-way waits for the inspection.
-        if rl.accepted is not None:
+        accepted = rl.accepted
+        if accepted is not None:
             key = base + _ACCEPTED
             ledger[key] = ledger.get(key, _ZERO) + (
-                rl.accepted if factor is _ONE else rl.accepted * factor
+                accepted if factor is _ONE else accepted * factor
             )
 
 
@@ -862,8 +864,8 @@ def _evaluate(
             continue
         assert no is not None  # a known PO line
         base = t.base
-        billed_key = base + _BILLED
-        amount_key = base + _BILLED_AMOUNT
+        billed_key: int | str = base + _BILLED  # (boxed once for the get and the set)
+        amount_key: int | str = base + _BILLED_AMOUNT
         billed = ledger.get(billed_key, _ZERO)
         billed_amount = ledger.get(amount_key, _ZERO)
         if plain:
@@ -1784,7 +1786,7 @@ class Engine:
             quantity = ln.quantity
             if ln.uom is not None:
                 quantity = quantity * _factor(terms, t.line_no, ln.uom, self.uom)
-            key = t.base + _BILLED
+            key: int | str = t.base + _BILLED  # (boxed once for its three uses)
             before[key] = before.get(key, ledger[key]) - quantity
             if t.checks.amount_tol is not None:
                 key = t.base + _BILLED_AMOUNT
