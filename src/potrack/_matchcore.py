@@ -524,7 +524,16 @@ def normalize_number(number: str) -> str:
 class _Gate:
     """A resolved tolerance and the rule it came from, laid out for the hot path."""
 
-    __slots__ = ("both", "lower", "lower_blocks", "rule", "upper", "upper_blocks")
+    __slots__ = (
+        "both",
+        "lower",
+        "lower_blocks",
+        "lower_text",
+        "rule",
+        "upper",
+        "upper_blocks",
+        "upper_text",
+    )
 
     def __init__(self, tolerance: Tolerance, rule: str) -> None:
         self.upper = tolerance.upper
@@ -533,6 +542,22 @@ class _Gate:
         self.lower_blocks = tolerance.lower_blocks
         self.both = tolerance.combine == "both"
         self.rule = rule
+        self.upper_text: str | None = None  # the limits in words, once a finding needs them
+        self.lower_text: str | None = None
+
+    def text(self, upper: bool) -> str:
+        """The limits of one side (which must be set) in words, as findings give them."""
+        if upper:
+            found = self.upper_text
+            if found is None:
+                assert self.upper is not None
+                found = self.upper_text = self.upper.describe()
+            return found
+        found = self.lower_text
+        if found is None:
+            assert self.lower is not None
+            found = self.lower_text = self.lower.describe()
+        return found
 
 
 _HeaderGates = tuple[_Gate | None, _Gate | None, _Gate | None]  # charges, tax, header total
@@ -678,7 +703,7 @@ def _test(
                 pct,
                 value if currency else None,
                 currency,  # set for money checks, whose value is then always set
-                _describe(side),
+                gate.text(upper),
                 gate.rule,
                 "",
                 None,
@@ -686,20 +711,6 @@ def _test(
             ),
         )
     )
-
-
-_LIMIT_TEXT: Final[dict[int, tuple[Limit, str]]] = {}
-
-
-def _describe(limit: Limit) -> str:
-    # Keyed by identity (hashing a Limit hashes its Decimals); the Limit is kept alongside so
-    # its id cannot be reused by another object while cached.
-    found = _LIMIT_TEXT.get(id(limit))
-    if found is None or found[0] is not limit:
-        if len(_LIMIT_TEXT) > 10_000:
-            _LIMIT_TEXT.clear()
-        found = _LIMIT_TEXT[id(limit)] = (limit, limit.describe())
-    return found[1]
 
 
 def match_one(
