@@ -270,7 +270,7 @@ def _terms(
         or resolver.default_level
     )
     supplier_id = po.supplier_id
-    scoped = resolver.line_checks if resolver.ordered else None
+    scoped = bool(resolver.ordered)  # rules by item, supplier or category
     checks = resolver.default_checks
     old: list[_LineTerms] = [] if pool is None else pool
     if spare is None:
@@ -282,8 +282,8 @@ def _terms(
         lines.clear()
     for ln in po.lines:
         level = ln.match_level or default
-        if scoped is not None:
-            checks = scoped(ln.item, supplier_id, ln.category)
+        if scoped:  # (a method call, not a bound method kept: compiled, that is native)
+            checks = resolver.line_checks(ln.item, supplier_id, ln.category)
         if old:
             t = old.pop()
             t.set(ln, level, checks)
