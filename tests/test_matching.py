@@ -1527,3 +1527,21 @@ def test_batch_results_equal_fresh_matches_at_every_step(
                 event("a refused duplicate or memo")
             else:
                 invoices.append(doc)
+
+
+def test_the_batch_takes_subclasses_of_its_documents() -> None:
+    """Exact types are dispatched first; a host's subclass of a record goes the same way."""
+
+    class HostInvoice(Invoice):
+        pass
+
+    class HostReceipt(GoodsReceipt):
+        pass
+
+    plain, sub = BatchMatcher({"PO-1": po()}), BatchMatcher({"PO-1": po()})
+    inv, rec = invoice("60"), received("60")
+    assert plain.feed(inv) == sub.feed(HostInvoice(**attrs.asdict(inv, recurse=False)))
+    assert plain.feed(rec) == sub.feed(HostReceipt(**attrs.asdict(rec, recurse=False)))
+    assert [r.status for r in sub.waiting()] == []
+    with pytest.raises(TypeError, match="expected a receipt, return or invoice, got str"):
+        sub.feed("INV-1")  # type: ignore[arg-type]

@@ -1599,31 +1599,43 @@ class Engine:
 
     def feed(self, document: GoodsReceipt | GoodsReturn | Invoice) -> list[MatchResult]:
         """:meth:`potrack.matching.BatchMatcher.feed`."""
+        # The exact types first (compiled, a pointer comparison; isinstance is a call), then
+        # isinstance for subclasses.
+        if type(document) is Invoice:
+            return self._invoice(document)
+        if type(document) is GoodsReceipt:
+            return self._receipt(document)
         if isinstance(document, Invoice):
-            po_id = document.po_id
-            if po_id is None:
-                raise ValidationError("invoice", [Problem("po_id", f"{document.id} names no PO")])
-            terms = self._terms_of(po_id)
-            ledger = self._ledgers[terms.ledger_no]
-            result = self._match(document, terms, ledger, None)
-            if document.credits is None or document.kind is not _CREDIT_MEMO:
-                return [result]
-            return [result, *self._corrected(document, result, terms, ledger)]
+            return self._invoice(document)
         if isinstance(document, GoodsReceipt):
-            po_id = document.po_id
-            terms = self._terms_of(po_id)
-            ledger = self._ledgers[terms.ledger_no]
-            _receive(ledger, document, terms, self.uom)
-            waiting = self._waiting.get(po_id)  # (dict.pop is a generic call when compiled)
-            if waiting is None:
-                return []
-            del self._waiting[po_id]
-            return [self._match(e.invoice, terms, ledger, e) for e in waiting.values()]
+            return self._receipt(document)
         if isinstance(document, GoodsReturn):
             terms = self._terms_of(document.po_id)
             _give_back(self._ledgers[terms.ledger_no], document, terms)
             return []
         raise TypeError(f"expected a receipt, return or invoice, got {type(document).__name__}")
+
+    def _invoice(self, invoice: Invoice) -> list[MatchResult]:
+        po_id = invoice.po_id
+        if po_id is None:
+            raise ValidationError("invoice", [Problem("po_id", f"{invoice.id} names no PO")])
+        terms = self._terms_of(po_id)
+        ledger = self._ledgers[terms.ledger_no]
+        result = self._match(invoice, terms, ledger, None)
+        if invoice.credits is None or invoice.kind is not _CREDIT_MEMO:
+            return [result]
+        return [result, *self._corrected(invoice, result, terms, ledger)]
+
+    def _receipt(self, receipt: GoodsReceipt) -> list[MatchResult]:
+        po_id = receipt.po_id
+        terms = self._terms_of(po_id)
+        ledger = self._ledgers[terms.ledger_no]
+        _receive(ledger, receipt, terms, self.uom)
+        waiting = self._waiting.get(po_id)  # (dict.pop is a generic call when compiled)
+        if waiting is None:
+            return []
+        del self._waiting[po_id]
+        return [self._match(e.invoice, terms, ledger, e) for e in waiting.values()]
 
     def _corrected(
         self, memo: Invoice, result: MatchResult, terms: _Terms, ledger: _Ledger
