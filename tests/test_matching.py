@@ -1545,3 +1545,20 @@ def test_the_batch_takes_subclasses_of_its_documents() -> None:
     assert [r.status for r in sub.waiting()] == []
     with pytest.raises(TypeError, match="expected a receipt, return or invoice, got str"):
         sub.feed("INV-1")  # type: ignore[arg-type]
+
+
+def test_a_subclass_overriding_feed_keeps_its_override() -> None:
+    """The matcher binds the engine's feed on the instance for speed, but not over a host's own."""
+
+    class Counting(BatchMatcher):
+        fed = 0
+
+        def feed(self, document: GoodsReceipt | GoodsReturn | Invoice) -> list[MatchResult]:
+            self.fed += 1
+            return super().feed(document)
+
+    counting, plain = Counting({"PO-1": po()}), BatchMatcher({"PO-1": po()})
+    assert counting.feed(received("60")) == plain.feed(received("60")) == []
+    assert [r.status for r in counting.feed(invoice("60"))] == [InvoiceStatus.MATCHED]
+    assert counting.fed == 2
+    assert plain.feed.__self__ is plain._engine  # the plain matcher calls the engine directly

@@ -823,6 +823,12 @@ class BatchMatcher:
         self._engine = Engine(
             purchase_orders, policy or TolerancePolicy(), suppliers or {}, uom, rates, cache
         )
+        # The engine's feed, bound on the instance: ``matcher.feed(document)`` calls the engine
+        # (compiled, where the build could) directly, not through the method below, which is
+        # one Python call per document.  The method stays for its signature and documentation,
+        # and a subclass that overrides it keeps its own.
+        if type(self).feed is BatchMatcher.feed:
+            self.feed = self._engine.feed  # type: ignore[method-assign]
 
     # Read-only views of what the engine holds (one copy of the state, not two).
     @property
