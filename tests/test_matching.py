@@ -417,6 +417,67 @@ def test_tax_is_compared_with_the_po_rates() -> None:
     assert (result.blocking[0].value, result.blocking[0].currency) == (D("10.00"), "USD")
 
 
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["0", "7", "7.0", "19", "8.5"]),  # equal rates written two ways
+            st.integers(1, 40),
+            st.decimals("0.01", "99.99", places=4),
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_the_tax_expected_is_each_line_amount_times_its_own_rate(
+    lines: list[tuple[str, int, Decimal]],
+) -> None:
+    """Each line's booked amount (rounded to cents) × its PO line's rate, summed, then rounded:
+    whether the lines share one rate or not (the engine multiplies once when they do)."""
+    order = po(lines=len(lines))
+    order = attrs.evolve(
+        order,
+        lines=tuple(
+            attrs.evolve(pl, tax_rate=D(rate), quantity=D(qty))
+            for pl, (rate, qty, _) in zip(order.lines, lines, strict=True)
+        ),
+    )
+    billed = tuple(
+        InvoiceLine(line_no=n, po_line_no=n, quantity=D(qty), unit_price=money(str(price), "USD"))
+        for n, (_, qty, price) in enumerate(lines, start=1)
+    )
+    cents = D("0.01")
+    booked = [
+        (D(qty) * price).quantize(cents, rounding="ROUND_HALF_EVEN") for _, qty, price in lines
+    ]
+    tax = sum((b * D(rate) for b, (rate, _, _) in zip(booked, lines, strict=True)), D(0)) / 100
+    expected = tax.quantize(cents, rounding="ROUND_HALF_EVEN")
+    net = sum(booked, D(0))
+    bill = Invoice(
+        id="INV-1",
+        supplier_id="S-ACME",
+        number="N-1",
+        po_id="PO-1",
+        invoice_date=date(2026, 2, 1),
+        currency="USD",
+        lines=billed,
+        tax=money("0.00", "USD"),  # stated as nothing: the finding shows what was expected
+        total=money(str(net), "USD"),
+    )
+    receipt = attrs.evolve(
+        received("1"),
+        lines=tuple(
+            ReceiptLine(line_no=n, received=D(qty)) for n, (_, qty, _) in enumerate(lines, start=1)
+        ),
+    )
+    pol = policy(Tolerance(Check.TAX, upper=Limit(amount=D(0)), lower=Limit(amount=D(0))))
+    result = match(bill, order, receipts=[receipt], policy=pol)
+    taxes = [f for f in result.header if f.code is FindingCode.TAX]
+    if expected:
+        assert [(f.expected, f.actual) for f in taxes] == [(expected, D("0.00"))]
+    else:
+        assert taxes == []
+
+
 def test_foreign_currency_needs_a_rate_and_reports_the_rate_variance() -> None:
     eur = invoice("100", "8.00", currency="EUR")
     held = match(eur, po(), receipts=[received("100")])

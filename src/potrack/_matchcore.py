@@ -52,6 +52,7 @@ from potrack.typing import ExchangeRates, UomConverter
 _ZERO: Final = Decimal(0)
 _ONE: Final = Decimal(1)
 _HUNDRED: Final = Decimal(100)
+_CENT: Final = Decimal("0.01")  # × 0.01 is ÷ 100, exactly, and cheaper
 
 
 # -- what a PO asks: its terms, resolved once per PO ----------------------------------------------------
@@ -818,6 +819,12 @@ def _evaluate(
     rules = terms.rules
     rounded_to = rules.rounded_to
     net_total = _ZERO
+    # The tax expected is the sum of each line's booked amount × its PO line's tax rate.  While
+    # every line has the same rate (``rate0``) that is ``net_total`` × the rate: one product per
+    # invoice, not one per line.  Once a line's rate differs, ``taxed`` holds the sum so far.
+    tax_rate0 = _ZERO
+    uniform = True
+    first = True
     taxed = _ZERO
     tax_known = True
     plain = factors is None and billing_rate is _ONE  # no conversion of units or currency
@@ -957,8 +964,16 @@ def _evaluate(
                     )
             ledger[billed_key] = billed_after
             ledger[amount_key] = amount_after
-        if t.tax_rate:
-            taxed += booked * t.tax_rate  # × rate %: divided by 100 once, below (exact)
+        tax_rate = t.tax_rate
+        if uniform:
+            if first:
+                tax_rate0 = tax_rate
+                first = False
+            elif tax_rate is not tax_rate0 and tax_rate != tax_rate0:
+                uniform = False  # the lines before this one all had rate0
+                taxed = (net_total - booked) * tax_rate0 + booked * tax_rate
+        elif tax_rate:
+            taxed += booked * tax_rate
         if len(found) == start:
             results.append(
                 _tuple_new(
@@ -1008,11 +1023,13 @@ def _evaluate(
     stated_tax = invoice.tax
     tax_check = terms.tax_tol
     if tax_check is not None and tax_known:
+        if uniform and tax_rate0:
+            taxed = net_total * tax_rate0
         tax = stated_tax.amount if stated_tax is not None else None
         if tax is None and any(ln.tax is not None for ln in invoice_lines):
             tax = sum((ln.tax.amount for ln in invoice_lines if ln.tax is not None), _ZERO)
         if tax is not None or taxed:
-            expected_tax = rounded_to(taxed / _HUNDRED, exponent)
+            expected_tax = rounded_to(taxed * _CENT, exponent)  # (rates are percents)
             _test(header, tax_check, _CODE_TAX, expected_tax, tax or _ZERO, cur, currency=cur)
     invoiced = invoice.total
     total = invoiced.amount
