@@ -10,7 +10,6 @@ Python.  Both behave the same; :func:`potrack.matching.engine` says which one is
 from __future__ import annotations
 
 import decimal
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
@@ -18,6 +17,7 @@ from typing import Any, Final
 
 from moneyed import Money
 
+from potrack import records as _records
 from potrack._fast import rebuild
 from potrack.exceptions import NotFoundError, Problem, ValidationError
 from potrack.matching import (
@@ -50,7 +50,9 @@ from potrack.records import (
 from potrack.typing import ExchangeRates, UomConverter
 
 _ZERO: Final = Decimal(0)
-_ONE: Final = Decimal(1)
+# The records' own 1, their default price unit: a price unit that *is* it needs no comparison
+# (a Decimal comparison is a Python call; an identity test is a pointer comparison).
+_ONE: Final[Decimal] = _records._ONE
 _HUNDRED: Final = Decimal(100)
 _CENT: Final = Decimal("0.01")  # × 0.01 is ÷ 100, exactly, and cheaper
 
@@ -133,7 +135,8 @@ class _LineTerms:
     @property
     def per_unit(self) -> Decimal:
         """The PO price of one unit (the price divided by the price unit)."""
-        return self.price if self.price_unit == _ONE else self.price / self.price_unit
+        unit = self.price_unit
+        return self.price if unit is _ONE or unit == _ONE else self.price / unit
 
     @property
     def amount(self) -> Decimal:
@@ -335,7 +338,10 @@ def _charge_key(slot: int, code: str) -> str:
 
 
 def _add(ledger: _Ledger, key: int | str, amount: Decimal) -> None:
-    ledger[key] = ledger.get(key, _ZERO) + amount
+    """Add ``amount`` to the number under ``key``; a missing number is zero, so ``amount`` itself
+    is kept (a Decimal addition is a Python call: the first of each number is not one)."""
+    so_far = ledger.get(key)
+    ledger[key] = amount if so_far is None else so_far + amount
 
 
 def _receive(
@@ -352,21 +358,15 @@ def _receive(
     for i, rl in enumerate(receipt.lines):
         factor = _ONE if factors is None else factors[i]
         base = rl.line_no * _LINE + slot
-        # Keys typed as the ledger's keys: compiled, each is boxed once for the get and the set.
-        key: int | str = base + _RECEIVED
         received = rl.received
-        ledger[key] = ledger.get(key, _ZERO) + (received if factor is _ONE else received * factor)
+        _add(ledger, base + _RECEIVED, received if factor is _ONE else received * factor)
         rejected = rl.rejected
         if rejected:
-            key = base + _REJECTED
-            ledger[key] = ledger.get(key, _ZERO) + rejected * factor
+            _add(ledger, base + _REJECTED, rejected * factor)
         # Uninspected goods count for 3-way; 4-way waits for the inspection.
         accepted = rl.accepted
         if accepted is not None:
-            key = base + _ACCEPTED
-            ledger[key] = ledger.get(key, _ZERO) + (
-                accepted if factor is _ONE else accepted * factor
-            )
+            _add(ledger, base + _ACCEPTED, accepted if factor is _ONE else accepted * factor)
 
 
 def _give_back(ledger: _Ledger, ret: GoodsReturn, terms: _Terms) -> None:
@@ -407,7 +407,8 @@ def _net(ln: InvoiceLine) -> Decimal:
     if ln.amount is not None:
         return ln.amount.amount
     value = ln.quantity * ln.unit_price.amount
-    return value if ln.price_unit == _ONE else value / ln.price_unit
+    unit = ln.price_unit
+    return value if unit is _ONE or unit == _ONE else value / unit
 
 
 def _factor(terms: _Terms, line_no: int, given: str | None, uom: UomConverter | None) -> Decimal:
@@ -572,6 +573,7 @@ class _Resolver:
         # The policy's settings the hot path reads, as plain attributes.
         self.rounded_to: Any = _quantizer(policy.rounding)
         self.small_difference: Decimal = policy.small_difference
+        self.small_difference_text = f"{policy.small_difference:f}"  # the limit, in findings
         self.park: bool = policy.before_receipt == "park"
         self.partial_payment: bool = policy.partial_payment
         self.default_level: MatchLevel = policy.default_level
@@ -844,7 +846,7 @@ def _evaluate(
             booked = amount
         else:
             amount = quantity * unit_price
-            if price_unit != _ONE:
+            if price_unit is not _ONE and price_unit != _ONE:
                 amount = amount / price_unit
             booked = rounded = rounded_to(amount, exponent)
         net_total += booked
@@ -899,8 +901,9 @@ def _evaluate(
             ledger[billed_key] = billed - qty
             ledger[amount_key] = billed_amount - amount_po
         else:
-            billed_after = billed + qty
-            amount_after = billed_amount + amount_po
+            # (the first invoice of a PO line: nothing billed before it to add to)
+            billed_after = qty if billed is _ZERO else billed + qty
+            amount_after = amount_po if billed_amount is _ZERO else billed_amount + amount_po
             if rate is not None:
                 checks = t.checks
                 price = unit_price
@@ -909,7 +912,7 @@ def _evaluate(
                         price = price * rate
                     if factor is not _ONE:
                         price = price / factor
-                if price_unit != t.price_unit:
+                if price_unit is not t.price_unit and price_unit != t.price_unit:
                     price = price * t.price_unit / price_unit
                 if price != t.price:
                     _test(
@@ -924,11 +927,15 @@ def _evaluate(
                         po_line=no,
                     )
                 if t.needs_receipt:
-                    beyond = (
-                        billed_after
-                        - ledger.get(base + _RECEIVED, _ZERO)
-                        + ledger.get(base + _RETURNED, _ZERO)
-                    )
+                    # Billed beyond the goods kept (its sign is what counts, so a missing
+                    # number is skipped rather than added as zero: no receipt, no return).
+                    beyond = billed_after
+                    got = ledger.get(base + _RECEIVED)
+                    if got is not None:
+                        beyond = beyond - got
+                    got = ledger.get(base + _RETURNED)
+                    if got is not None:
+                        beyond = beyond + got
                     if beyond > _ZERO or t.four_way or (beyond and checks.received_lower):
                         _receipt_checks(found, t, ledger, billed_after, line_no, po_cur)
                 if billed_after != t.quantity:
@@ -1012,12 +1019,19 @@ def _evaluate(
     if charges:
         if not credit and rate is not None:
             _charges(header, invoice, terms, ledger, terms.charges_tol, rate)
-        sign = -billing_rate if credit else billing_rate
         charges_total = _ZERO
+        slot = terms.slot
         for charge in charges:
             value = charge.amount.amount
             charges_total += value
-            _add(ledger, _charge_key(terms.slot, charge.code), sign * value)
+            if billing_rate is not _ONE:
+                value = value * billing_rate
+            key: int | str = _charge_key(slot, charge.code)
+            so_far = ledger.get(key)
+            if credit:
+                ledger[key] = (_ZERO if so_far is None else so_far) - value
+            else:
+                ledger[key] = value if so_far is None else so_far + value
     else:
         charges_total = _ZERO
     stated_tax = invoice.tax
@@ -1040,7 +1054,7 @@ def _evaluate(
         diff = total - computed
         allowance = rules.small_difference
         if abs(diff) <= allowance:
-            header.append(_small_difference(computed, total, cur, allowance))
+            header.append(_small_difference(computed, total, diff, cur, rules))
         else:
             _test(
                 header,
@@ -1058,15 +1072,13 @@ def _evaluate(
         cur,
         invoiced,
         results,
+        bool(found),
         blocking,
         header,
         overrides,
         rules,
         exponent,
     )
-
-
-_ALLOWANCES: Final[dict[Decimal, str]] = {}
 
 
 def _plain(value: Decimal) -> str:
@@ -1076,15 +1088,12 @@ def _plain(value: Decimal) -> str:
     return text if "E" not in text else f"{value:f}"
 
 
-def _small_difference(computed: Decimal, total: Decimal, cur: str, allowance: Decimal) -> Finding:
-    """The information that the stated total differs from the computed one within the policy's
-    small-difference allowance (a third of the synthetic invoices carry one: built directly)."""
-    limit = _ALLOWANCES.get(allowance)
-    if limit is None:
-        if len(_ALLOWANCES) > 100:
-            _ALLOWANCES.clear()
-        limit = _ALLOWANCES[allowance] = f"{allowance:f}"
-    diff = total - computed
+def _small_difference(
+    computed: Decimal, total: Decimal, diff: Decimal, cur: str, rules: _Resolver
+) -> Finding:
+    """The information that the stated total differs from the computed one (by ``diff``) within
+    the policy's small-difference allowance (a third of the synthetic invoices carry one: built
+    directly)."""
     detail = (
         f"stated total differs from lines + charges + tax by {_plain(diff)} {cur}, within the "
         "small-difference allowance"
@@ -1105,7 +1114,7 @@ def _small_difference(computed: Decimal, total: Decimal, cur: str, allowance: De
             _pct(diff, computed),
             None,
             "",
-            limit,
+            rules.small_difference_text,
             "small difference",
             detail,
             None,
@@ -1155,7 +1164,12 @@ def _receipt_checks(
     base = t.base
     checks = t.checks
     returned = ledger.get(base + _RETURNED, _ZERO)
-    over = billed_after - (ledger.get(base + _RECEIVED, _ZERO) - returned)
+    received = ledger.get(base + _RECEIVED)  # the goods kept: received less returned
+    if returned is _ZERO:
+        kept = received
+    else:
+        kept = (_ZERO if received is None else received) - returned
+    over = billed_after if kept is None else billed_after - kept
     if over and (over > _ZERO or checks.received_lower):
         _test(
             findings,
@@ -1255,12 +1269,20 @@ def _charges(
     """Charges billed so far per charge code (this invoice's included) against those agreed."""
     billed: dict[str, Decimal] = {}
     for charge in invoice.charges:
-        billed[charge.code] = billed.get(charge.code, _ZERO) + charge.amount.amount * rate
+        code = charge.code
+        value = charge.amount.amount
+        if rate is not _ONE:
+            value = value * rate
+        so_far = billed.get(code)
+        billed[code] = value if so_far is None else so_far + value
     cur = terms.currency
     for code in sorted(billed) if len(billed) > 1 else billed:
         before = len(header)
         agreed = terms.charges.get(code, _ZERO)
-        after = ledger.get(_charge_key(terms.slot, code), _ZERO) + billed[code]
+        after = billed[code]
+        so_far = ledger.get(_charge_key(terms.slot, code))
+        if so_far is not None:
+            after = so_far + after
         _test(header, gate, _CODE_CHARGES, agreed, after, cur, currency=cur)
         if len(header) > before:
             f = header[-1]
@@ -1444,21 +1466,19 @@ def _conclude(
     cur: str,
     invoiced: Money,
     lines: list[LineResult],
+    line_findings: bool,
     blocking: list[Finding],
     header: list[Finding],
     overrides: tuple[Override, ...],
     rules: _Resolver,
     exponent: Decimal,
 ) -> MatchResult:
-    """The invoice's status and what may be paid now, from its settled lines and header findings
-    (the invoice's id, kind, currency and total are passed as read once by the caller;
-    ``rules`` holds the policy's settings, ``exponent`` is the currency's quantum)."""
+    """The invoice's status and what may be paid now, from its settled lines (``line_findings``:
+    whether any has a finding) and header findings (the invoice's id, kind, currency and total
+    are passed as read once by the caller; ``rules`` holds the policy's settings, ``exponent``
+    is the currency's quantum)."""
     header_findings = tuple(header)
-    only_currency = True
-    for lr in lines:
-        if lr.findings:
-            only_currency = False
-            break
+    only_currency = not line_findings
     if header_findings:
         if overrides:
             header_findings = _apply_overrides(header_findings, overrides, invoice_id)
@@ -1576,10 +1596,18 @@ class Engine:
         self.policy = policy
         self._rules = _resolver(policy)  # the policy resolved, looked up once
         self.suppliers = suppliers
+        # A plain dict of suppliers is read natively (compiled); another Mapping through its get.
+        self._supplier_dict: dict[str, Supplier] | None = (
+            suppliers if type(suppliers) is dict else None
+        )
         self.uom = uom
         self.rates = rates
         self._cache_size = cache
-        self._terms: OrderedDict[str, _Terms] = OrderedDict()
+        self._terms: dict[str, _Terms] = {}
+        # The cached POs' ids in the order they were loaded, as a ring: once it is full, the
+        # oldest is at ``_oldest``, and the PO loaded next takes its place.
+        self._loaded: list[str] = []
+        self._oldest = 0
         self._spare_lines: list[_LineTerms] = []  # from evicted terms, for the next PO's lines
         self._places: dict[str, int] = {}  # PO id → its ledger slot, in order of arrival
         self._ledgers: list[_Ledger] = []
@@ -1601,11 +1629,29 @@ class Engine:
             po = self.purchase_orders[po_id]
         except KeyError:
             raise ValidationError("document", [Problem("po_id", f"unknown PO {po_id!r}")]) from None
-        # The oldest goes (POs are busy in the weeks after they are made), and its objects are
-        # filled with the new PO's terms: nothing outside a feed holds terms.
-        spare = cache.popitem(last=False)[1] if len(cache) >= self._cache_size else None
-        supplier = self.suppliers.get(po.supplier_id)
+        # Once the cache is full the oldest goes (POs are busy in the weeks after they are made),
+        # and its objects are filled with the new PO's terms: nothing outside a feed holds terms.
+        loaded = self._loaded
+        full = len(loaded) >= self._cache_size
+        spare = None
+        if full:
+            oldest = loaded[self._oldest]
+            spare = cache.get(oldest)  # (None if building its successor's terms raised)
+            if spare is not None:
+                del cache[oldest]
+        suppliers = self._supplier_dict
+        supplier = (
+            suppliers.get(po.supplier_id)
+            if suppliers is not None
+            else self.suppliers.get(po.supplier_id)
+        )
         terms = cache[po_id] = _terms(po, supplier, self._rules, spare, self._spare_lines)
+        if full:
+            at = self._oldest
+            loaded[at] = po_id
+            self._oldest = at + 1 if at + 1 < len(loaded) else 0
+        else:
+            loaded.append(po_id)
         place = self._places.get(po_id)
         if place is None:
             place = self._places[po_id] = len(self._places)
