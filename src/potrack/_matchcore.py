@@ -444,32 +444,9 @@ def breached(
     quantity: Decimal | None,
 ) -> bool:
     """Whether magnitudes break a limit: each set measure holds or not; ``both`` needs every one
-    to hold, otherwise one holding suffices (a limit with no measure set never breaks)."""
-    held = failed = 0
-    # Each field read once: compiled, a read of an attrs record's field is a Python attribute
-    # lookup (about 170 instructions), not a native one.
-    most = limit.amount
-    if most is not None:
-        if value is not None and value <= most:
-            held += 1
-        else:
-            failed += 1
-    most = limit.percent
-    if most is not None:
-        # No expected value (percent undefined) never passes a percent limit.
-        if percent is not None and percent <= most:
-            held += 1
-        else:
-            failed += 1
-    most = limit.quantity
-    if most is not None:
-        if quantity is not None and quantity <= most:
-            held += 1
-        else:
-            failed += 1
-    if not held and not failed:
-        return False
-    return bool(failed) if both else not held
+    to hold, otherwise one holding suffices (a limit with no measure set never breaks).  A
+    measure that is None fails the limit on it (no expected value: no percent)."""
+    return _Side(limit, False, both).breaks(value, percent, quantity)
 
 
 def normalize_number(number: str) -> str:
@@ -523,43 +500,70 @@ def normalize_number(number: str) -> str:
     return out[0] if len(out) == 1 else "".join(out)
 
 
+class _Side:
+    """One side of a resolved tolerance, laid out for the hot path: its limits as plain fields
+    (compiled, reading them is native; reading a :class:`Limit`'s is a Python attribute lookup),
+    whether a breach blocks, and the limits in words once a finding needs them."""
+
+    __slots__ = ("amount", "blocks", "both", "limit", "percent", "quantity", "words")
+
+    def __init__(self, limit: Limit, blocks: bool, both: bool) -> None:
+        self.limit = limit
+        self.amount = limit.amount
+        self.percent = limit.percent
+        self.quantity = limit.quantity
+        self.blocks = blocks
+        self.both = both
+        self.words: str | None = None
+
+    def text(self) -> str:
+        """The limits in words, as findings give them."""
+        found = self.words
+        if found is None:
+            found = self.words = self.limit.describe()
+        return found
+
+    def breaks(
+        self, value: Decimal | None, percent: Decimal | None, quantity: Decimal | None
+    ) -> bool:
+        """:func:`breached` for a variance's measures, signed or not (each made a magnitude
+        only where this side sets a limit on it)."""
+        held = failed = 0
+        most = self.amount
+        if most is not None:
+            if value is not None and abs(value) <= most:
+                held += 1
+            else:
+                failed += 1
+        most = self.percent
+        if most is not None:
+            # No expected value (percent undefined) never passes a percent limit.
+            if percent is not None and abs(percent) <= most:
+                held += 1
+            else:
+                failed += 1
+        most = self.quantity
+        if most is not None:
+            if quantity is not None and abs(quantity) <= most:
+                held += 1
+            else:
+                failed += 1
+        if not held and not failed:
+            return False
+        return bool(failed) if self.both else not held
+
+
 class _Gate:
     """A resolved tolerance and the rule it came from, laid out for the hot path."""
 
-    __slots__ = (
-        "both",
-        "lower",
-        "lower_blocks",
-        "lower_text",
-        "rule",
-        "upper",
-        "upper_blocks",
-        "upper_text",
-    )
+    __slots__ = ("lower", "rule", "upper")
 
     def __init__(self, tolerance: Tolerance, rule: str) -> None:
-        self.upper = tolerance.upper
-        self.lower = tolerance.lower
-        self.upper_blocks = tolerance.upper_blocks
-        self.lower_blocks = tolerance.lower_blocks
-        self.both = tolerance.combine == "both"
+        both = tolerance.combine == "both"
+        up, down = tolerance.upper, tolerance.lower
+        self.upper = None if up is None else _Side(up, tolerance.upper_blocks, both)
+        self.lower = None if down is None else _Side(down, tolerance.lower_blocks, both)
         self.rule = rule
-        self.upper_text: str | None = None  # the limits in words, once a finding needs them
-        self.lower_text: str | None = None
-
-    def text(self, upper: bool) -> str:
-        """The limits of one side (which must be set) in words, as findings give them."""
-        if upper:
-            found = self.upper_text
-            if found is None:
-                assert self.upper is not None
-                found = self.upper_text = self.upper.describe()
-            return found
-        found = self.lower_text
-        if found is None:
-            assert self.lower is not None
-            found = self.lower_text = self.lower.describe()
-        return found
 
 
 _HeaderGates = tuple[_Gate | None, _Gate | None, _Gate | None]  # charges, tax, header total
@@ -682,15 +686,8 @@ def _test(
     if side is None:
         return  # that side is not checked
     pct = None if not expected else variance * _HUNDRED / expected
-    breach = breached(
-        side,
-        gate.both,
-        abs(value if value is not None else variance),
-        None if pct is None else abs(pct),
-        None if quantity is None else abs(quantity),
-    )
-    blocks = gate.upper_blocks if upper else gate.lower_blocks
-    severity = (_BLOCK if blocks else _WARN) if breach else _INFO
+    breach = side.breaks(value if value is not None else variance, pct, quantity)
+    severity = (_BLOCK if side.blocks else _WARN) if breach else _INFO
     findings.append(
         _tuple_new(
             Finding,
@@ -706,7 +703,7 @@ def _test(
                 pct,
                 value if currency else None,
                 currency,  # set for money checks, whose value is then always set
-                gate.text(upper),
+                side.text(),
                 gate.rule,
                 "",
                 None,
