@@ -1,7 +1,7 @@
 """Wheel build hook: compile potrack's matching engine with mypyc when a C compiler is present.
 
 ``potrack/_matchcore.py`` (the engine behind ``potrack.matching``) is ordinary typed Python; mypyc
-turns it into a C extension that runs the batch 1.1–1.6 times as fast (``docs/benchmarks.md``).
+turns it into a C extension that runs the batch 1.3–1.6 times as fast (``docs/benchmarks.md``).
 The compiled module needs nothing at run time beyond the four runtime dependencies.  Without a C
 compiler, or with ``POTRACK_PURE_PYTHON=1``, or when compiling fails, the wheel is the plain
 Python one — the same behaviour, slower — and the build says why.  ``POTRACK_REQUIRE_COMPILED=1``

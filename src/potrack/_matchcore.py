@@ -3,7 +3,7 @@ and the batch state.
 
 Private: the public API (and its documentation) is :mod:`potrack.matching`.  This module is kept
 apart so that it can be compiled: when the build finds a C compiler it compiles this module with
-mypyc (1.1–1.6 times as fast; see ``docs/benchmarks.md``), and otherwise installs it as plain
+mypyc (1.3–1.6 times as fast; see ``docs/benchmarks.md``), and otherwise installs it as plain
 Python.  Both behave the same; :func:`potrack.matching.engine` says which one is running.
 """
 
