@@ -528,29 +528,22 @@ class _Side:
     ) -> bool:
         """:func:`breached` for a variance's measures, signed or not (each made a magnitude
         only where this side sets a limit on it)."""
-        held = failed = 0
-        most = self.amount
-        if most is not None:
-            if value is not None and abs(value) <= most:
-                held += 1
-            else:
-                failed += 1
-        most = self.percent
-        if most is not None:
-            # No expected value (percent undefined) never passes a percent limit.
-            if percent is not None and abs(percent) <= most:
-                held += 1
-            else:
-                failed += 1
-        most = self.quantity
-        if most is not None:
-            if quantity is not None and abs(quantity) <= most:
-                held += 1
-            else:
-                failed += 1
+        a = _verdict(self.amount, value)
+        p = _verdict(self.percent, percent)  # no expected value, no percent: never passes
+        q = _verdict(self.quantity, quantity)
+        held = (a > 0) + (p > 0) + (q > 0)
+        failed = (a < 0) + (p < 0) + (q < 0)
         if not held and not failed:
             return False
         return bool(failed) if self.both else not held
+
+
+def _verdict(most: Decimal | None, measure: Decimal | None) -> int:
+    """One measure against one limit: 0 when the limit is not set, 1 when the measure's
+    magnitude is within it, -1 when it is beyond it or the measure is missing."""
+    if most is None:
+        return 0
+    return 1 if measure is not None and abs(measure) <= most else -1
 
 
 class _Gate:
