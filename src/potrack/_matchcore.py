@@ -245,7 +245,8 @@ class _Terms:
 
     def place(self, place: int) -> None:
         """Put the PO in the batch matcher's ``place``-th ledger slot (eight to a ledger)."""
-        self.ledger_no, slot = divmod(place, _SLOTS)
+        self.ledger_no = place // _SLOTS  # (not divmod: compiled, a generic call and a tuple)
+        slot = place % _SLOTS
         if slot != self.slot:
             self.slot = slot
             for t in self.lines.values():
