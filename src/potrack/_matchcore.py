@@ -13,7 +13,7 @@ import decimal
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from moneyed import Money
 
@@ -323,6 +323,7 @@ _NO_CHARGES: Final[dict[str, Decimal]] = {}  # shared by POs without charges: ne
 # batch.  Eight POs share a dict: over 300,000 lines the young collections inside matching fell
 # from 217 to 89.
 _Ledger = dict[int | str, Decimal]
+_K = TypeVar("_K", int | str, str)  # a ledger's keys, or a charge code's
 _SLOTS: Final = 8  # POs per ledger
 _RECEIVED: Final = 0
 _RETURNED: Final = 1 * _SLOTS
@@ -338,7 +339,7 @@ def _charge_key(slot: int, code: str) -> str:
     return f"{slot}\x1f{code}"
 
 
-def _add(ledger: _Ledger, key: int | str, amount: Decimal) -> None:
+def _add(ledger: dict[_K, Decimal], key: _K, amount: Decimal) -> None:
     """Add ``amount`` to the number under ``key``; a missing number is zero, so ``amount`` itself
     is kept (a Decimal addition is a Python call: the first of each number is not one)."""
     so_far = ledger.get(key)
@@ -928,7 +929,7 @@ def _evaluate(
                     if got is not None:
                         beyond = beyond + got
                     if beyond > _ZERO or t.four_way or (beyond and checks.received_lower):
-                        _receipt_checks(found, t, ledger, billed_after, line_no, po_cur)
+                        _receipt_checks(found, t, ledger, billed_after, beyond, line_no, po_cur)
                 if billed_after != t.quantity:
                     _ordered_check(found, t, billed_after, line_no, po_cur)
                 if checks.amount_tol is not None:
@@ -1017,12 +1018,7 @@ def _evaluate(
             charges_total += value
             if billing_rate is not _ONE:
                 value = value * billing_rate
-            key: int | str = _charge_key(slot, charge.code)
-            so_far = ledger.get(key)
-            if credit:
-                ledger[key] = (_ZERO if so_far is None else so_far) - value
-            else:
-                ledger[key] = value if so_far is None else so_far + value
+            _add(ledger, _charge_key(slot, charge.code), -value if credit else value)
     else:
         charges_total = _ZERO
     stated_tax = invoice.tax
@@ -1144,23 +1140,19 @@ def _receipt_checks(
     t: _LineTerms,
     ledger: _Ledger,
     billed_after: Decimal,
+    over: Decimal,
     inv_line: int,
     po_cur: str,
 ) -> None:
-    """The checks that depend on receipts: billed vs received (3-way) and vs accepted (4-way).
+    """The checks that depend on receipts: billed vs received (3-way) and vs accepted (4-way);
+    ``over`` is what is billed beyond the goods kept (received less returned), as the caller
+    worked it out.
 
     An excess is *awaiting receipt* while the billed quantity is within the order (the goods may
     still come); beyond the order it is over-billing.
     """
     base = t.base
     checks = t.checks
-    returned = ledger.get(base + _RETURNED, _ZERO)
-    received = ledger.get(base + _RECEIVED)  # the goods kept: received less returned
-    if returned is _ZERO:
-        kept = received
-    else:
-        kept = (_ZERO if received is None else received) - returned
-    over = billed_after if kept is None else billed_after - kept
     if over and (over > _ZERO or checks.received_lower):
         _test(
             findings,
@@ -1178,6 +1170,7 @@ def _receipt_checks(
         )
     if t.four_way:
         # Accepted after inspection, less returns beyond what was rejected.
+        returned = ledger.get(base + _RETURNED, _ZERO)
         rejected = ledger.get(base + _REJECTED, _ZERO)
         accepted = ledger.get(base + _ACCEPTED, _ZERO) - max(_ZERO, returned - rejected)
         if billed_after != accepted:
@@ -1260,12 +1253,8 @@ def _charges(
     """Charges billed so far per charge code (this invoice's included) against those agreed."""
     billed: dict[str, Decimal] = {}
     for charge in invoice.charges:
-        code = charge.code
         value = charge.amount.amount
-        if rate is not _ONE:
-            value = value * rate
-        so_far = billed.get(code)
-        billed[code] = value if so_far is None else so_far + value
+        _add(billed, charge.code, value if rate is _ONE else value * rate)
     cur = terms.currency
     for code in sorted(billed) if len(billed) > 1 else billed:
         before = len(header)
