@@ -22,7 +22,6 @@ from potrack.events import (
 )
 from potrack.lifecycle import replay
 from potrack.records import (
-    ApprovalDecision,
     Decision,
     DispatchNotice,
     InvoiceStatus,
@@ -64,10 +63,8 @@ def _drive(s: Scenario, i: int) -> list[Any]:
     while ap.active_steps(d.po.approval):
         step = ap.active_steps(d.po.approval)[0]
         who = ap.step_candidates(d.po.approval, step)[0]
-        decision = ApprovalDecision(
-            step_id=step.step_id, actor=who, decision=Decision.APPROVE, at=s.at(0.2)
-        )
-        d.go(RecordDecision(decision=decision), s.actor(who), 0.2)
+        decision = RecordDecision(step_id=step.step_id, verdict=Decision.APPROVE)
+        d.go(decision, s.actor(who), 0.2)
     d.go(Issue(number=f"PO-OPS-2026-{i + 1:05d}"), s.buyer, 0.3)
     d.go(
         RecordDispatch(

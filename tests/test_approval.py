@@ -723,17 +723,14 @@ def test_reroute_keeps_unchanged_approvals_when_the_policy_allows() -> None:
     for keep in (True, False):
         policy = attrs.evolve(policy_file(), keep_decisions_on_reroute=keep)
         lc = PurchaseOrderLifecycle(router=router(policy))
-        doc = lc.create(po("10.00"), person("buyer-1", "buyer"), AT).document
-        doc = lc.apply(doc, SubmitForApproval(), person("buyer-1", "buyer"), AT).document
-        decision = ApprovalDecision(
-            step_id="L1-manager-manager", actor=ActorId("mgr-1"), decision=Decision.APPROVE, at=AT
-        )
-        doc = lc.apply(
-            doc, RecordDecision(decision=decision), DIRECTORY.actor(ActorId("mgr-1")), AT
-        ).document
-        doc = lc.apply(doc, Issue(number="N-1"), person("buyer-1", "buyer"), AT).document
+        buyer = DIRECTORY.actor(ActorId("buyer-1"))
+        doc = lc.create(po("10.00"), buyer, AT).document
+        doc = lc.apply(doc, SubmitForApproval(), buyer, AT).document
+        decision = RecordDecision(step_id="L1-manager-manager", verdict=Decision.APPROVE)
+        doc = lc.apply(doc, decision, DIRECTORY.actor(ActorId("mgr-1")), AT).document
+        doc = lc.apply(doc, Issue(number="N-1"), buyer, AT).document
         bigger = ReviseOrder(changes=(LineChange(line_no=1, quantity=Decimal(600)),), reason="more")
-        doc = lc.apply(doc, bigger, person("buyer-1", "buyer"), AT).document
+        doc = lc.apply(doc, bigger, buyer, AT).document
         assert doc.state is POState.PENDING_APPROVAL
         kept = [d.step_id for d in doc.approval.decisions]
         assert kept == (["L1-manager-manager"] if keep else [])
@@ -745,16 +742,14 @@ def test_the_requester_cannot_approve_through_the_lifecycle() -> None:
     from potrack.lifecycle import PurchaseOrderLifecycle
 
     lc = PurchaseOrderLifecycle(router=router())
-    buyer = person("buyer-1", "buyer")
+    buyer = DIRECTORY.actor(ActorId("buyer-1"))
     doc = lc.create(po(requester="mgr-1"), buyer, AT).document
     doc = lc.apply(doc, SubmitForApproval(), buyer, AT).document
     # mgr-1 requested it; their own manager (dir-1) is asked instead.
     assert doc.approval.route.steps[0].candidates == ("dir-1",)
-    decision = ApprovalDecision(
-        step_id="L1-manager-manager", actor=ActorId("mgr-1"), decision=Decision.APPROVE, at=AT
-    )
+    decision = RecordDecision(step_id="L1-manager-manager", verdict=Decision.APPROVE)
     with pytest.raises(NotPermittedError):
-        lc.apply(doc, RecordDecision(decision=decision), DIRECTORY.actor(ActorId("mgr-1")), AT)
+        lc.apply(doc, decision, DIRECTORY.actor(ActorId("mgr-1")), AT)
 
 
 def test_policy_file_is_in_the_examples() -> None:

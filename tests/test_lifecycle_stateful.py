@@ -296,15 +296,13 @@ class LifecycleMachine(RuleBasedStateMachine):
     def _approve(self) -> Any:
         from potrack import approval as ap
         from potrack.events import Issue, RecordDecision
-        from potrack.records import ApprovalDecision, Decision
+        from potrack.records import Decision
 
         while self.po.approval and ap.active_steps(self.po.approval):
             step = ap.active_steps(self.po.approval)[0]
             who = ap.step_candidates(self.po.approval, step)[0]
-            decision = ApprovalDecision(
-                step_id=step.step_id, actor=who, decision=Decision.APPROVE, at=self.s.at(self.day)
-            )
-            self.send(RecordDecision(decision=decision), self.s.actor(who))
+            decision = RecordDecision(step_id=step.step_id, verdict=Decision.APPROVE)
+            self.send(decision, self.s.actor(who))
         number = None if self.po.number else self.s.number_for(self.po)
         self.send(Issue(number=number), self.s.buyer)
         return self.po

@@ -550,10 +550,8 @@ def test_orders_from_records_give_the_lifecycle_milestones_and_deliveries() -> N
     while active_steps(po.approval):
         step = active_steps(po.approval)[0]
         who = step_candidates(po.approval, step)[0]
-        decision = ApprovalDecision(
-            step_id=step.step_id, actor=who, decision=Decision.APPROVE, at=s.at(1)
-        )
-        po = go(po, RecordDecision(decision=decision), s.actor(who), 1)
+        decision = RecordDecision(step_id=step.step_id, verdict=Decision.APPROVE)
+        po = go(po, decision, s.actor(who), 1)
     po = go(po, Issue(number=s.number_for(po)), s.buyer, 2)
     receipts = [s.receipt(po, "60", days=8), s.receipt(po, "40", days=12)]
     for r, day in zip(receipts, (8, 12), strict=True):

@@ -36,18 +36,14 @@ def approved(s: Scenario, svc: Purchasing) -> str:
 def _approvals(s: Scenario, po):  # type: ignore[no-untyped-def]
     from potrack import approval as ap
     from potrack.events import RecordDecision
-    from potrack.records import ApprovalDecision, Decision
+    from potrack.records import Decision
 
     out = []
     for step in ap.active_steps(po.approval):
         who = ap.step_candidates(po.approval, step)[0]
         out.append(
             (
-                RecordDecision(
-                    decision=ApprovalDecision(
-                        step_id=step.step_id, actor=who, decision=Decision.APPROVE, at=s.at(0.2)
-                    )
-                ),
+                RecordDecision(step_id=step.step_id, verdict=Decision.APPROVE),
                 s.actor(who),
             )
         )

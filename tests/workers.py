@@ -74,7 +74,7 @@ def approve_at_once(path: str, po_id: str, who: str, barrier: Any, results: Any)
     from potrack import approval as ap
     from potrack.events import RecordDecision
     from potrack.exceptions import ConflictError
-    from potrack.records import ApprovalDecision, Decision
+    from potrack.records import Decision
     from potrack.service import Purchasing
     from potrack.testing.scenario import Scenario
 
@@ -95,15 +95,13 @@ def approve_at_once(path: str, po_id: str, who: str, barrier: Any, results: Any)
             ),
             key=lambda st: len(ap.step_candidates(po.approval, st)),
         )
-        decision = ApprovalDecision(
-            step_id=step.step_id, actor=who, decision=Decision.APPROVE, at=s.at(1)
-        )
+        decision = RecordDecision(step_id=step.step_id, verdict=Decision.APPROVE)
         if attempt == 0:
             barrier.wait()
         try:
             svc.order(
                 po_id,
-                RecordDecision(decision=decision),
+                decision,
                 actor,
                 s.at(1),
                 expected_version=po.version,

@@ -51,7 +51,12 @@ from potrack.events import (
     SubmitForApproval,
 )
 from potrack.exceptions import TransitionRefusedError
-from potrack.lifecycle import PurchaseOrderLifecycle, RequisitionLifecycle, convert_requisitions
+from potrack.lifecycle import (
+    DepartmentAccess,
+    PurchaseOrderLifecycle,
+    RequisitionLifecycle,
+    convert_requisitions,
+)
 from potrack.matching import BatchMatcher, MatchResult, Override, TolerancePolicy, match
 from potrack.memory import InMemoryDirectory
 from potrack.metrics import (
@@ -68,7 +73,6 @@ from potrack.records import (
     Acknowledgement,
     Actor,
     ActorId,
-    ApprovalDecision,
     ChangeProposal,
     ChangeProposalId,
     Decision,
@@ -195,14 +199,16 @@ class _World:
         )
         router = ap.Router(self.policy, directory, list(self.suppliers.values()))
         scheme = NumberingScheme("PO-{dept}-{yyyy}-{seq:04}")
+        # Purchasing (PUR) buys for every department; other buyers only for their own.
+        access = DepartmentAccess(buys_for={"PUR": frozenset({"*"})})
         self.lifecycle = PurchaseOrderLifecycle(
-            router=router, numbering=scheme, over_receipt_allowance=Decimal(5)
+            router=router, numbering=scheme, over_receipt_allowance=Decimal(5), access=access
         )
         self.store = SQLiteStore(db)
         self.service = Purchasing(
             self.store,
             self.lifecycle,
-            requisitions=RequisitionLifecycle(router=router),
+            requisitions=RequisitionLifecycle(router=router, access=access),
             numbers=GaplessAllocator(scheme),
         )
         self.tolerances = TolerancePolicy.lenient()
@@ -285,14 +291,8 @@ def _decide(w: _World, tell: _Teller, doc: _Doc, days: float, reject: str = "") 
         for step in ap.active_steps(doc.approval):
             who = ap.step_candidates(doc.approval, step)[0]
             verdict = Decision.REJECT if reject else Decision.APPROVE
-            decision = ApprovalDecision(
-                step_id=step.step_id,
-                actor=who,
-                decision=verdict,
-                at=tell.day(days),
-                reason=reject or None,
-            )
-            event = RecordDecision(decision=decision)
+            decision = RecordDecision(step_id=step.step_id, verdict=verdict, reason=reject or None)
+            event = decision
             if isinstance(doc, Requisition):
                 doc = w.service.requisition(doc.id, event, w.who(who), tell.day(days)).document
             elif isinstance(doc, PurchaseOrder):

@@ -4,9 +4,19 @@ Each event is a frozen record carrying an idempotency ``key``: a host that retri
 (same key) has it recorded once.  The key defaults to a fresh random one, so a retry must resend
 the same event object, or the same key.
 
-Some events are *completed* by the lifecycle when applied (the approval route computed at
-submission, the PO number allocated at issue, the over-receipt overrides granted); the transition
-record stores the completed event, so replaying records never needs the policy again.
+**Commands in, facts out.**  A host sends an event as a *command*: it carries only what is the
+caller's to say (quantities, reasons, the step decided and the verdict, the document received).
+Every field listed in a class's :attr:`Event.decided` — the approval route, whether a change needs
+re-approval, who a delegate acts for, when a decision was taken, the over-receipt overrides granted
+— is **decided by the library** when the command is applied; a command that sends one is refused
+with :class:`~potrack.exceptions.DecidedFieldError` naming the field, and nothing changes.  The
+transition record stores the completed event (the *facts*), so replaying records never needs the
+policy again.
+
+>>> SubmitForApproval.decided
+('route',)
+>>> RecordDecision.approve("manager", reason="ok").verdict.value
+'approve'
 """
 
 from __future__ import annotations
@@ -14,7 +24,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import attrs
 from moneyed import Money
@@ -27,6 +37,7 @@ from potrack.records import (
     ChangeProposal,
     ChangeProposalId,
     Conversion,
+    Decision,
     DispatchNotice,
     GoodsReceipt,
     GoodsReturn,
@@ -106,7 +117,21 @@ class Event:
 
     name: ClassVar[str] = "event"
     verb: ClassVar[str] = "apply an event"
+    decided: ClassVar[tuple[str, ...]] = ()
+    """Fields the library fills when it applies the command; a caller never sends them."""
     key: str = f.text(default=attrs.Factory(_key))
+
+    def sent_facts(self) -> tuple[str, ...]:
+        """The :attr:`decided` fields this event carries (empty for an honest command)."""
+        fields = attrs.fields_dict(type(self))
+        sent = []
+        for name in self.decided:
+            default: Any = fields[name].default
+            if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+                default = default.factory()
+            if getattr(self, name) != default:
+                sent.append(name)
+        return tuple(sent)
 
 
 # -- creation and drafting ------------------------------------------------------------------------
@@ -161,17 +186,48 @@ class SubmitForApproval(Event):
 
     name: ClassVar[str] = "submit"
     verb: ClassVar[str] = "submit for approval"
+    decided: ClassVar[tuple[str, ...]] = ("route",)
     route: Route | None = f.record(Route, optional=True)
-    """Filled in by the lifecycle when applied; a host never sets it."""
+    """Decided: the route the policy gives the document at submission."""
 
 
 @attrs.frozen(kw_only=True)
 class RecordDecision(Event):
-    """An approver's decision (approve, reject, return, comment) on one step of the route."""
+    """An approver's decision (approve, reject, return, comment) on one step of the route.
+
+    The command names the step, the verdict and a reason; the library records the decision
+    (:attr:`decision`) with the acting approver, the time it applies the command and, when a
+    delegate decides, whom they act for — from the directory's delegations in force at that time.
+    """
 
     name: ClassVar[str] = "decide"
     verb: ClassVar[str] = "record an approval decision"
-    decision: ApprovalDecision = f.record(ApprovalDecision)
+    decided: ClassVar[tuple[str, ...]] = ("decision",)
+    step_id: str | None = f.text(optional=True)
+    verdict: Decision | None = f.enum_field(Decision, optional=True)
+    reason: str | None = f.text(optional=True)
+    decision: ApprovalDecision | None = f.record(ApprovalDecision, optional=True)
+    """Decided: the decision as recorded (who, when, on whose behalf)."""
+
+    @classmethod
+    def approve(cls, step_id: str, reason: str | None = None) -> RecordDecision:
+        """Approve ``step_id``."""
+        return cls(step_id=step_id, verdict=Decision.APPROVE, reason=reason)
+
+    @classmethod
+    def reject(cls, step_id: str, reason: str) -> RecordDecision:
+        """Reject the document at ``step_id`` (ends the route)."""
+        return cls(step_id=step_id, verdict=Decision.REJECT, reason=reason)
+
+    @classmethod
+    def send_back(cls, step_id: str, reason: str) -> RecordDecision:
+        """Return the document to its author for changes (ends the route)."""
+        return cls(step_id=step_id, verdict=Decision.RETURN, reason=reason)
+
+    @classmethod
+    def comment(cls, step_id: str, reason: str) -> RecordDecision:
+        """A comment on ``step_id`` that decides nothing."""
+        return cls(step_id=step_id, verdict=Decision.COMMENT, reason=reason)
 
 
 @attrs.frozen(kw_only=True)
@@ -180,7 +236,15 @@ class ReassignStep(Event):
 
     name: ClassVar[str] = "reassign"
     verb: ClassVar[str] = "reassign an approval step"
-    reassignment: Reassignment = f.record(Reassignment)
+    decided: ClassVar[tuple[str, ...]] = ("reassignment",)
+    step_id: str | None = f.text(optional=True)
+    to_actor: ActorId | None = f.text(optional=True)
+    """Who takes the step over: eligible for the step, never the requester or an earlier approver."""
+    from_actor: ActorId | None = f.text(optional=True)
+    """The candidate replaced (None: the step's candidates are replaced by ``to_actor``)."""
+    reason: str | None = f.text(optional=True)
+    reassignment: Reassignment | None = f.record(Reassignment, optional=True)
+    """Decided: the reassignment as recorded (by the acting actor, at the library's time)."""
 
 
 # -- issuing and the supplier ---------------------------------------------------------------------
@@ -227,18 +291,22 @@ class ProposeChange(Event):
 class AcceptChange(Event):
     """The buyer accepts the pending change proposal: a new revision.
 
-    ``reapproval`` and ``route`` are filled by the lifecycle: a value increase beyond the configured
-    threshold sends the PO back through approval.
+    ``reapproval``, ``route``, ``keep_decisions`` and ``explanation`` are decided by the library:
+    the revised value is compared with the last approved baseline (see
+    :class:`ReviseOrder`).
     """
 
     name: ClassVar[str] = "accept_change"
     verb: ClassVar[str] = "accept the change proposal"
+    decided: ClassVar[tuple[str, ...]] = ("reapproval", "route", "keep_decisions", "explanation")
     proposal_id: ChangeProposalId = f.text()
     reason: str = f.text(default="supplier proposal accepted")
     reapproval: bool | None = f.optional_flag()
     route: Route | None = f.record(Route, optional=True)
     keep_decisions: bool | None = f.optional_flag()
-    """Whether approvals of unchanged steps carry over on re-approval (filled by the lifecycle)."""
+    """Whether approvals of unchanged steps carry over on re-approval."""
+    explanation: str | None = f.text(optional=True)
+    """Why re-approval is or is not needed, and which steps are kept or asked again, in words."""
 
 
 @attrs.frozen(kw_only=True)
@@ -253,16 +321,26 @@ class DeclineChange(Event):
 
 @attrs.frozen(kw_only=True)
 class ReviseOrder(Event):
-    """A buyer's change order on an issued PO: a new revision (re-approved if it raises the value)."""
+    """A buyer's change order on an issued PO: a new revision.
+
+    The library decides whether it goes back through approval: when the value rises more than
+    the policy's threshold above the **last approved baseline** (cumulatively, however many
+    revisions since), or when the revised PO routes to a step the approved route did not contain
+    (a tier crossing).  Worked example, threshold 10 %: approved at 1,000.00; revisions to 1,060.00
+    and then 1,120.00 — the second is 12 % above the baseline and needs re-approval, although it
+    is only 5.7 % above the revision before it.
+    """
 
     name: ClassVar[str] = "revise"
     verb: ClassVar[str] = "revise the purchase order"
+    decided: ClassVar[tuple[str, ...]] = ("reapproval", "route", "keep_decisions", "explanation")
     changes: tuple[LineChange, ...] = f.tuple_of(LineChange)
     add_lines: tuple[PurchaseOrderLine, ...] = f.tuple_of(PurchaseOrderLine)
     reason: str = f.text()
     reapproval: bool | None = f.optional_flag()
     route: Route | None = f.record(Route, optional=True)
     keep_decisions: bool | None = f.optional_flag()
+    explanation: str | None = f.text(optional=True)
 
 
 @attrs.frozen(kw_only=True)
@@ -284,6 +362,7 @@ class ReceiveGoods(Event):
 
     name: ClassVar[str] = "receive"
     verb: ClassVar[str] = "record a goods receipt"
+    decided: ClassVar[tuple[str, ...]] = ("overrides",)
     receipt: GoodsReceipt = f.record(GoodsReceipt)
     overrides: tuple[int, ...] = f.tuple_of(int)
 
@@ -415,6 +494,7 @@ class AddComment(Event):
 
     name: ClassVar[str] = "comment"
     verb: ClassVar[str] = "add a comment"
+    decided: ClassVar[tuple[str, ...]] = ("from_supplier",)
     text: str = f.text()
     from_supplier: bool | None = f.optional_flag()
     """Filled by the lifecycle from the actor."""
@@ -426,6 +506,7 @@ class FlagIssue(Event):
 
     name: ClassVar[str] = "flag_issue"
     verb: ClassVar[str] = "flag an issue"
+    decided: ClassVar[tuple[str, ...]] = ("from_supplier",)
     issue_id: str = f.text()
     text: str = f.text()
     from_supplier: bool | None = f.optional_flag()

@@ -22,6 +22,7 @@ __all__ = [
     "ConflictError",
     "CurrencyError",
     "CurrencyMismatchError",
+    "DecidedFieldError",
     "DuplicateError",
     "InvalidNumberError",
     "InvalidValueError",
@@ -207,26 +208,66 @@ class ConflictError(PotrackError):
 class TransitionRefusedError(PotrackError):
     """An event that is not allowed on a document in its current state.
 
-    Carries ``document`` (its number or id), ``state``, ``event`` and every reason (``reasons``).
+    Carries ``document`` (its number or id), ``state``, ``event``, every reason (``reasons``) and,
+    when known, the ``actor`` who sent it — who tried what on which document, and why.
     Nothing was changed.
     """
 
-    def __init__(self, document: str, state: str, event: str, reasons: Sequence[str]) -> None:
+    def __init__(
+        self,
+        document: str,
+        state: str,
+        event: str,
+        reasons: Sequence[str],
+        actor: str | None = None,
+    ) -> None:
         self.document = document
         self.state = state
         self.event = event
         self.reasons: tuple[str, ...] = tuple(reasons)
-        super().__init__(f"cannot {event} on {document}: " + "; ".join(self.reasons))
+        self.actor = actor
+        who = f"{actor} " if actor else ""
+        super().__init__(f"{who}cannot {event} on {document}: " + "; ".join(self.reasons))
 
 
 class NotPermittedError(TransitionRefusedError, PermissionError):
-    """The actor may not do this: a missing role, another supplier's document, segregation of duties."""
+    """The actor may not do this: a missing role, another department's or supplier's document,
+    segregation of duties, an actor the directory does not know or describes otherwise."""
+
+    actor: str
 
     def __init__(
         self, document: str, state: str, event: str, reasons: Sequence[str], actor: str
     ) -> None:
-        self.actor = actor
-        super().__init__(document, state, event, reasons)
+        super().__init__(document, state, event, reasons, actor)
+
+
+class DecidedFieldError(NotPermittedError):
+    """A command carried a value that only the library decides (a route, a re-approval flag, who a
+    delegate acts for, a decision time...).  ``fields`` names each one; nothing was changed.
+
+    >>> err = DecidedFieldError("PO-7", "draft", "submit for approval", ("route",), "buyer-1")
+    >>> print(err)  # doctest: +NORMALIZE_WHITESPACE
+    buyer-1 cannot submit for approval on PO-7: route is decided by potrack when the command
+    is applied; send the command without it
+    """
+
+    def __init__(
+        self, document: str, state: str, event: str, fields: Sequence[str], actor: str
+    ) -> None:
+        self.fields: tuple[str, ...] = tuple(fields)
+        names = ", ".join(self.fields)
+        verb = "is" if len(self.fields) == 1 else "are"
+        super().__init__(
+            document,
+            state,
+            event,
+            [
+                f"{names} {verb} decided by potrack when the command is applied; send the command "
+                "without it"
+            ],
+            actor,
+        )
 
 
 class ReplayError(PotrackError, ValueError):

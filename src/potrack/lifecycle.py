@@ -38,6 +38,7 @@ import attrs
 from moneyed import Money
 
 from potrack import approval
+from potrack._access import DepartmentAccess
 from potrack._fast import build, positional_builder, rebuild
 from potrack.approval import ApprovalOutcome, Router, Suppliers, as_suppliers
 from potrack.events import (
@@ -77,6 +78,7 @@ from potrack.events import (
 )
 from potrack.exceptions import (
     ApprovalError,
+    DecidedFieldError,
     NotPermittedError,
     PotrackError,
     ReplayError,
@@ -87,12 +89,15 @@ from potrack.records import (
     Acknowledgement,
     Actor,
     ActorId,
+    ApprovalDecision,
     ApprovalState,
+    ApproverKind,
     ChangeProposal,
     Closure,
     ClosureKind,
     Comment,
     Conversion,
+    Decision,
     DispatchNotice,
     FieldChange,
     FlaggedIssue,
@@ -110,19 +115,21 @@ from potrack.records import (
     PurchaseOrder,
     PurchaseOrderId,
     PurchaseOrderLine,
+    Reassignment,
     Requisition,
     RequisitionState,
     Revision,
     Role,
     SupplierId,
 )
-from potrack.typing import Directory
+from potrack.typing import AccessPolicy, Directory
 
 __all__ = [
     "PO_TRANSITIONS",
     "REQUISITION_TRANSITIONS",
     "Applied",
     "BillingStatus",
+    "DepartmentAccess",
     "MatchStatus",
     "PaymentStatus",
     "Progress",
@@ -1027,37 +1034,69 @@ def _g_new_issue(c: _Context) -> Iterable[str]:
 
 
 def _g_decision(c: _Context) -> Iterable[str]:
+    e: RecordDecision = c.event
     state: ApprovalState | None = c.doc.approval
-    if c.event.decision.actor != c.actor.id:
-        yield f"the decision is signed by {c.event.decision.actor}, but {c.actor.id} sent it"
+    if e.step_id is None or e.verdict is None:
+        yield "a decision names the step (step_id) and the verdict (approve, reject, return, comment)"
+        return
     if state is None:
         yield "it has no approval route"
         return
-    _, refused, _ = approval.decision_problems(
-        state, c.event.decision, c.actor, c.machine.directory
-    )
+    assert e.decision is not None
+    _, refused, _ = approval.decision_problems(state, e.decision, c.actor, c.machine.directory)
     yield from refused
 
 
+def _deciders(state: ApprovalState) -> set[str]:
+    people: set[str] = set()
+    for d in state.decisions:
+        if d.decision is not Decision.COMMENT:
+            people.add(d.actor)
+            if d.on_behalf_of is not None:
+                people.add(d.on_behalf_of)
+    return people
+
+
 def _g_reassign(c: _Context) -> Iterable[str]:
+    e: ReassignStep = c.event
     state: ApprovalState | None = c.doc.approval
-    move = c.event.reassignment
+    if e.step_id is None or e.to_actor is None or not e.reason:
+        yield "a reassignment names the step (step_id), who takes it over (to_actor) and a reason"
+        return
     if state is None:
         yield "it has no approval route"
         return
-    step = state.route.step(move.step_id)
+    step = state.route.step(e.step_id)
     if step is None:
-        yield f"the route has no step {move.step_id!r}"
+        yield f"the route has no step {e.step_id!r}"
         return
     if step not in approval.active_steps(state):
-        yield f"step {move.step_id} is not waiting for a decision"
-    if move.from_actor is not None and move.from_actor not in approval.step_candidates(state, step):
-        yield f"{move.from_actor} is not an approver of step {move.step_id}"
-    if move.to_actor == state.requester:
-        yield f"{move.to_actor} requested the document and may not approve it"
+        yield f"step {e.step_id} is not waiting for a decision"
+    if e.from_actor is not None and e.from_actor not in approval.step_candidates(state, step):
+        yield f"{e.from_actor} is not an approver of step {e.step_id}"
+    to = e.to_actor
+    if to == c.actor.id:
+        yield f"{to} may not hand a step to themselves"
+    if to == state.requester or to == getattr(c.doc, "requester", None):
+        yield f"{to} requested the document and may not approve it"
+    if to == getattr(c.doc, "buyer", None):
+        yield f"{to} is the document's buyer and may not approve it"
+    if to in _deciders(state):
+        yield f"{to} already decided a step of this document and may not take another"
     directory = c.machine.directory
-    if directory is not None and directory.actor(move.to_actor) is None:
-        yield f"{move.to_actor} is not in the directory"
+    if directory is None:
+        return
+    person = directory.actor(to)
+    if person is None:
+        yield f"{to} is not in the directory"
+        return
+    if person.is_supplier_user:
+        yield f"{to} works for supplier {person.supplier_id}"
+    elif step.approver_kind is ApproverKind.ROLE:
+        if not person.has_role(step.approver_ref):
+            yield f"{to} does not hold role {step.approver_ref!r}, which step {e.step_id} needs"
+    elif not person.has_role(Role.APPROVER):
+        yield f"{to} does not hold the {Role.APPROVER.value} role, which step {e.step_id} needs"
 
 
 # -- completers (fill what the lifecycle decides when an event is applied) ----------------------------------
@@ -1073,10 +1112,11 @@ def _c_submit(c: _Context) -> Event:
 
 def _c_decide(c: _Context) -> Event:
     e: RecordDecision = c.event
+    assert e.decision is not None
     _, _, on_behalf = approval.decision_problems(
         c.doc.approval, e.decision, c.actor, c.machine.directory
     )
-    if on_behalf is not None and e.decision.on_behalf_of is None:
+    if on_behalf is not None:
         return attrs.evolve(e, decision=attrs.evolve(e.decision, on_behalf_of=on_behalf))
     return e
 
@@ -1103,44 +1143,115 @@ def _revised_lines(
     return tuple(out)
 
 
-def _needs_reapproval(c: _Context, before: Decimal, after: Decimal) -> bool:
-    if after <= before:
-        return False
-    threshold = c.machine.reapproval_percent
-    if threshold is None:
-        return True
-    return bool((after - before) * _HUNDRED > threshold * before)
+def _baseline(po: PurchaseOrder) -> Money:
+    """The value change orders are compared with: the order value when its approval route last
+    completed (documents stored before potrack kept it fall back to the current value)."""
+    return po.approved_value if po.approved_value is not None else po.amount
+
+
+def _money_text(value: Decimal, currency: str) -> str:
+    return f"{value:,} {currency}"
 
 
 def _c_revision(
     c: _Context, changes: Iterable[LineChange], added: Iterable[PurchaseOrderLine], event: Any
 ) -> Event:
-    if event.reapproval is not None:
-        done: Event = event  # already completed (replayed, or sent complete by a trusted host)
-        return done
+    """Decide whether a change order goes back through approval, and say why in words.
+
+    Re-approval is needed when the revised value exceeds the last approved baseline by more than
+    the threshold (cumulative: every revision since the approval counts), or when the revised PO
+    routes to a step the approved route did not contain (a tier crossing).
+    """
     po: PurchaseOrder = c.doc
-    lines = _revised_lines(po, changes, added)
-    revised = attrs.evolve(po, lines=lines)
-    again = _needs_reapproval(c, po.amount.amount, revised.amount.amount)
-    route = None
-    if again:
-        if c.machine.router is None:
-            raise TransitionRefusedError(
-                po.label,
-                po.state.value,
-                event.verb,
-                [
-                    "the revision raises the value beyond the re-approval threshold and no approval "
-                    "router is configured"
-                ],
+    machine = c.machine
+    revised = attrs.evolve(po, lines=_revised_lines(po, changes, added))
+    base = _baseline(po).amount
+    after = revised.amount.amount
+    currency = po.currency
+    reasons: list[str] = []
+    threshold = machine.reapproval_percent
+    if after > base:
+        rise = (after - base) * _HUNDRED / base if base else None
+        rise_text = "" if rise is None else f" (+{rise.quantize(Decimal('0.01'))} %)"
+        if threshold is None:
+            reasons.append(
+                f"the value rises from the approved {_money_text(base, currency)} to "
+                f"{_money_text(after, currency)}{rise_text}; any increase is re-approved"
             )
-        route = c.machine.router.route(revised, c.at)
+        elif rise is None or rise > threshold:
+            reasons.append(
+                f"the value rises from the approved {_money_text(base, currency)} to "
+                f"{_money_text(after, currency)}{rise_text}, beyond the {threshold} % threshold"
+            )
+    route = None
+    new_steps: list[str] = []
+    if machine.router is not None:
+        try:
+            route = machine.router.route(revised, c.at)
+        except approval.RoutingError:
+            if reasons:
+                raise
+            route = None
+        approved = po.approval.route if po.approval is not None else None
+        if route is not None and approved is not None:
+            known = {step.step_id for step in approved.steps}
+            new_steps = [s.step_id for s in route.steps if s.step_id not in known]
+            if new_steps:
+                reasons.append(
+                    "the revised order routes to "
+                    + ", ".join(
+                        f"step {s.step_id} ({s.describe()})"
+                        for s in route.steps
+                        if s.step_id in new_steps
+                    )
+                    + ", which the approved route did not contain"
+                )
+    if not reasons:
+        within = (
+            f"within the {threshold} % re-approval threshold"
+            if threshold is not None and after > base
+            else "not above it"
+        )
+        explanation = (
+            f"no re-approval: {_money_text(after, currency)} against the approved "
+            f"{_money_text(base, currency)} is {within}, and the route needs no new step"
+        )
+        return attrs.evolve(  # type: ignore[no-any-return]
+            event, reapproval=False, route=None, keep_decisions=None, explanation=explanation
+        )
+    if route is None:
+        raise TransitionRefusedError(
+            po.label,
+            po.state.value,
+            event.verb,
+            ["; ".join(reasons) + ", and no approval router is configured to route it again"],
+        )
+    keep = bool(machine.keep_decisions)
+    kept, asked = _kept_steps(po.approval, route, keep)
+    words = "re-approval: " + "; ".join(reasons) + ". "
+    words += "Kept: " + ", ".join(kept) + ". " if kept else "No earlier approval is kept. "
+    words += "Asked again: " + ", ".join(asked) + "."
     return attrs.evolve(  # type: ignore[no-any-return]
-        event,
-        reapproval=again,
-        route=route,
-        keep_decisions=c.machine.keep_decisions if again else None,
+        event, reapproval=True, route=route, keep_decisions=keep, explanation=words
     )
+
+
+def _kept_steps(old: ApprovalState | None, route: Any, keep: bool) -> tuple[list[str], list[str]]:
+    kept: list[str] = []
+    asked: list[str] = []
+    for step in route.steps:
+        before = old.route.step(step.step_id) if old is not None else None
+        carried = (
+            keep
+            and old is not None
+            and before is not None
+            and before.candidates == step.candidates
+            and any(
+                d.step_id == step.step_id and d.decision is Decision.APPROVE for d in old.decisions
+            )
+        )
+        (kept if carried else asked).append(f"step {step.step_id}")
+    return kept, asked
 
 
 def _c_accept(c: _Context) -> Event:
@@ -1206,14 +1317,20 @@ def _e_submit(b: _PO | _Req, e: SubmitForApproval, actor: ActorId, at: datetime)
     )
     b.set(approval=state)
     if approval.outcome(state) is ApprovalOutcome.APPROVED:
-        b.state = _approved_state(b)
+        _approve(b)
         return ("submitted", "approved")
     b.state = _pending_state(b)
     return ("submitted",)
 
 
-def _approved_state(b: _PO | _Req) -> Any:
-    return S.APPROVED if isinstance(b, _PO) else RequisitionState.APPROVED
+def _approve(b: _PO | _Req) -> None:
+    """The route is complete: approved, and for a PO its value becomes the approved baseline."""
+    if isinstance(b, _PO):
+        b.state = S.APPROVED
+        currency = b.get("currency")
+        b.set(approved_value=Money(sum((ln.amount.amount for ln in b.lines), _ZERO), currency))
+    else:
+        b.state = RequisitionState.APPROVED
 
 
 def _pending_state(b: _PO | _Req) -> Any:
@@ -1221,12 +1338,14 @@ def _pending_state(b: _PO | _Req) -> Any:
 
 
 def _e_decide(b: _PO | _Req, e: RecordDecision, actor: ActorId, at: datetime) -> tuple[str, ...]:
+    if e.decision is None:
+        raise ReplayError(f"a decision record on step {e.step_id} carries no decision")
     state = approval.record_decision(b.get("approval"), e.decision)
     b.set(approval=state)
     result = approval.outcome(state)
     is_po = isinstance(b, _PO)
     if result is ApprovalOutcome.APPROVED:
-        b.state = S.APPROVED if is_po else RequisitionState.APPROVED
+        _approve(b)
         return ("approved",)
     if result is ApprovalOutcome.REJECTED:
         b.state = S.REJECTED if is_po else RequisitionState.REJECTED
@@ -1238,6 +1357,8 @@ def _e_decide(b: _PO | _Req, e: RecordDecision, actor: ActorId, at: datetime) ->
 
 
 def _e_reassign(b: _PO | _Req, e: ReassignStep, actor: ActorId, at: datetime) -> tuple[str, ...]:
+    if e.reassignment is None:
+        raise ReplayError(f"a reassignment record on step {e.step_id} carries no reassignment")
     b.set(approval=approval.record_reassignment(b.get("approval"), e.reassignment))
     return ("approval_reassigned",)
 
@@ -1350,9 +1471,10 @@ def _reroute(b: _PO, route: Any, at: datetime, machine_keep: bool) -> None:
     else:
         state = approval.carry_over(old, route, at, machine_keep)
     b.set(approval=state)
-    b.state = (
-        S.APPROVED if approval.outcome(state) is ApprovalOutcome.APPROVED else S.PENDING_APPROVAL
-    )
+    if approval.outcome(state) is ApprovalOutcome.APPROVED:
+        _approve(b)
+    else:
+        b.state = S.PENDING_APPROVAL
 
 
 def _e_accept(b: _PO, e: AcceptChange, actor: ActorId, at: datetime) -> tuple[str, ...]:
@@ -2173,14 +2295,17 @@ class _Machine(Generic[D]):
             return reasons
         if row.approver:
             state = doc.approval
-            if state is not None:
+            decision = getattr(event, "decision", None)
+            if state is not None and decision is not None:
                 not_permitted, _, _ = approval.decision_problems(
-                    state,
-                    event.decision,  # type: ignore[attr-defined]
-                    actor,
-                    self.directory,
+                    state, decision, actor, self.directory
                 )
                 reasons.extend(not_permitted)
+                buyer = getattr(doc, "buyer", None)
+                if decision.decision is Decision.APPROVE and actor.id == buyer:
+                    reasons.append(
+                        f"{actor.id} is the buyer of this document and may not approve it"
+                    )
             return reasons
         roles = self._roles(row)
         if roles and not (actor.roles & roles):
@@ -2197,9 +2322,59 @@ class _Machine(Generic[D]):
                 )
         return reasons
 
-    def _apply(self, doc: D | None, event: Event, actor: Actor, at: datetime) -> Applied[D]:
+    def _actor(self, actor: Actor | ActorId, label: str, state: str, verb: str) -> Actor:
+        """The acting person as the host's directory describes them.
+
+        With a directory, an id is looked up, and an :class:`Actor` whose roles, department,
+        manager or supplier differ from the directory's is refused: the directory is the truth.
+        Without one, the host vouches for the ``Actor`` it passes.
+        """
+        directory = self.directory
+        if isinstance(actor, str):
+            known = directory.actor(ActorId(actor)) if directory is not None else None
+            if known is None:
+                where = (
+                    "the directory" if directory is not None else "a lifecycle without a directory"
+                )
+                raise NotPermittedError(
+                    label, state, verb, [f"{actor} is not known to {where}"], actor
+                )
+            return known
+        if not isinstance(actor, Actor):
+            raise NotPermittedError(
+                label, state, verb, [f"expected an Actor or an actor id, got {actor!r}"], "?"
+            )
+        if directory is None:
+            return actor
+        known = directory.actor(actor.id)
+        if known is None:
+            raise NotPermittedError(
+                label, state, verb, [f"{actor.id} is not in the directory"], actor.id
+            )
+        claims = []
+        for name in ("roles", "department", "manager", "supplier_id"):
+            said, truth = getattr(actor, name), getattr(known, name)
+            if said != truth:
+                claims.append(f"{name} {_claim(said)} (the directory says {_claim(truth)})")
+        if claims:
+            raise NotPermittedError(
+                label,
+                state,
+                verb,
+                [f"the Actor given for {actor.id} claims " + ", ".join(claims)],
+                actor.id,
+            )
+        return known
+
+    access: AccessPolicy = DepartmentAccess()
+
+    def _apply(
+        self, doc: D | None, event: Event, actor: Actor | ActorId, at: datetime
+    ) -> Applied[D]:
         if not isinstance(event, Event):
-            raise TypeError(f"expected an event, got {event!r}")
+            raise TransitionRefusedError(
+                "document", "-", "apply an event", [f"expected an event, got {event!r}"]
+            )
         row = self.row(event)
         creating = not row.sources
         if creating:
@@ -2220,22 +2395,37 @@ class _Machine(Generic[D]):
                     return Applied(doc, None, duplicate=True, first_version=version)
         label = _label(current)
         state_name = str(current.state)
+        actor = self._actor(actor, label, state_name, event.verb)
+        sent = event.sent_facts()
+        if sent:
+            raise DecidedFieldError(label, state_name, event.verb, sent, actor.id)
         if not creating and current.state not in row.sources:
-            raise TransitionRefusedError(label, state_name, event.verb, [_describe_state(current)])
+            raise TransitionRefusedError(
+                label, state_name, event.verb, [_describe_state(current)], actor.id
+            )
+        event = _prepare(event, actor, at)
         context = _Context(current, event, actor, at, self)
         not_permitted = self._permission(current, row, actor, event)
+        if not not_permitted:
+            not_permitted = self.access.problems(actor, current, event, self._roles(row))
         if not_permitted:
             raise NotPermittedError(label, state_name, event.verb, not_permitted, actor.id)
         reasons = [reason for guard in row.guards for reason in guard(context)]
         if reasons:
-            raise TransitionRefusedError(label, state_name, event.verb, reasons)
+            raise TransitionRefusedError(label, state_name, event.verb, reasons, actor.id)
         if row.complete is not None:
             try:
                 event = row.complete(context)
             except approval.RoutingError as err:
                 raise TransitionRefusedError(
-                    label, state_name, event.verb, [str(p) for p in err.problems]
+                    label, state_name, event.verb, [str(p) for p in err.problems], actor.id
                 ) from err
+            except TransitionRefusedError as err:
+                if err.actor is None:
+                    raise TransitionRefusedError(
+                        err.document, err.state, err.event, err.reasons, actor.id
+                    ) from err
+                raise
         builder = self._builder(current)
         if creating:
             builder.version = 0
@@ -2332,6 +2522,41 @@ def _label(doc: Any) -> str:
     return str(getattr(doc, "number", None) or doc.id)
 
 
+def _claim(value: Any) -> str:
+    if isinstance(value, frozenset):
+        return "{" + ", ".join(sorted(value)) + "}" if value else "{}"
+    return "none" if value is None else str(value)
+
+
+def _prepare(event: Event, actor: Actor, at: datetime) -> Event:
+    """Turn a decision or reassignment command into the record the library keeps: signed by the
+    acting actor, at the library's time (on whose behalf a delegate acts is decided later)."""
+    if isinstance(event, RecordDecision):
+        if event.step_id is None or event.verdict is None:
+            return event  # refused by the guard, with its reason
+        decision = ApprovalDecision(
+            step_id=event.step_id,
+            actor=actor.id,
+            decision=event.verdict,
+            at=at,
+            reason=event.reason,
+        )
+        return attrs.evolve(event, decision=decision)
+    if isinstance(event, ReassignStep):
+        if event.step_id is None or event.to_actor is None or not event.reason:
+            return event
+        move = Reassignment(
+            step_id=event.step_id,
+            from_actor=event.from_actor,
+            to_actor=event.to_actor,
+            by=actor.id,
+            at=at,
+            reason=event.reason,
+        )
+        return attrs.evolve(event, reassignment=move)
+    return event
+
+
 class PurchaseOrderLifecycle(_Machine[PurchaseOrder]):
     """Applies business events to purchase orders.
 
@@ -2350,6 +2575,8 @@ class PurchaseOrderLifecycle(_Machine[PurchaseOrder]):
             policy's setting).
         role_overrides: roles allowed per event name, replacing the table's (``{"receive":
             frozenset({"warehouse"})}``).
+        access: who may act on which document beyond the table's roles (default
+            :class:`DepartmentAccess`: buyers on their own department's documents).
     """
 
     aggregate = "purchase_order"
@@ -2371,8 +2598,10 @@ class PurchaseOrderLifecycle(_Machine[PurchaseOrder]):
         reapproval_percent: Decimal | str | None = "policy",
         keep_decisions_on_reroute: bool | None = None,
         role_overrides: Mapping[str, Iterable[str]] | None = None,
+        access: AccessPolicy | None = None,
     ) -> None:
         super().__init__()
+        self.access = access if access is not None else DepartmentAccess()
         self.router = router
         self.directory = directory or (router.directory if router else None)
         self.suppliers = as_suppliers(
@@ -2463,6 +2692,7 @@ class RequisitionLifecycle(_Machine[Requisition]):
         router: routes requisitions through the approval policy at submission.
         directory: people and delegations (defaults to the router's).
         role_overrides: roles allowed per event name, replacing the table's.
+        access: who may act on which requisition (default :class:`DepartmentAccess`).
     """
 
     aggregate = "requisition"
@@ -2477,8 +2707,10 @@ class RequisitionLifecycle(_Machine[Requisition]):
         router: Router | None = None,
         directory: Directory | None = None,
         role_overrides: Mapping[str, Iterable[str]] | None = None,
+        access: AccessPolicy | None = None,
     ) -> None:
         super().__init__()
+        self.access = access if access is not None else DepartmentAccess()
         self.router = router
         self.directory = directory or (router.directory if router else None)
         self.role_overrides = {k: frozenset(v) for k, v in (role_overrides or {}).items()}

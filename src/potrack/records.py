@@ -1217,6 +1217,9 @@ class PurchaseOrder:
     state: POState = f.enum_field(POState, default=POState.DRAFT)
     version: int = f.integer(minimum=1, default=1)
     approval: ApprovalState | None = f.record(ApprovalState, optional=True)
+    approved_value: Money | None = f.money(optional=True)
+    """The order value when its approval route last completed: the baseline every change order is
+    compared with for re-approval (cumulatively, not revision by revision)."""
     issued_at: datetime | None = f.timestamp(optional=True)
     acknowledgement: Acknowledgement | None = f.record(Acknowledgement, optional=True)
     pending_change: ChangeProposal | None = f.record(ChangeProposal, optional=True)

@@ -18,7 +18,7 @@ from typing import Protocol, TypeVar, runtime_checkable
 
 from moneyed import Money
 
-from potrack.events import TransitionRecord
+from potrack.events import Event, TransitionRecord
 from potrack.records import (
     Actor,
     ActorId,
@@ -42,6 +42,7 @@ from potrack.records import (
 )
 
 __all__ = [
+    "AccessPolicy",
     "AggregateRepository",
     "BudgetProvider",
     "Directory",
@@ -283,6 +284,27 @@ class Directory(Protocol):
 
     def delegations(self, delegator: ActorId, at: datetime) -> tuple[Delegation, ...]:
         """Delegations from ``delegator`` in force at ``at``."""
+        ...
+
+
+class AccessPolicy(Protocol):
+    """**Protocol:** who may act on which document, beyond the roles the lifecycle table names.
+
+    The lifecycle asks it before every command, with the acting actor as the host's directory
+    describes them, the document acted on (``None`` only when it is being created: then the new
+    document is ``target``), the command, and the roles the lifecycle table allows for it.  It
+    returns every reason to refuse (none: allowed).  It must be side-effect free.
+    :class:`potrack.lifecycle.DepartmentAccess` is the default.
+    """
+
+    def problems(
+        self,
+        actor: Actor,
+        target: PurchaseOrder | Requisition,
+        event: Event,
+        allowed_roles: frozenset[str],
+    ) -> list[str]:
+        """Reasons ``actor`` may not send ``event`` on ``target`` (empty: allowed)."""
         ...
 
 

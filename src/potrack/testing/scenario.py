@@ -28,7 +28,6 @@ from potrack.numbering import GaplessAllocator, NumberingContext, NumberingSchem
 from potrack.records import (
     Actor,
     ActorId,
-    ApprovalDecision,
     Decision,
     GoodsReceipt,
     Invoice,
@@ -250,10 +249,8 @@ class Scenario:
                 who = ap.step_candidates(po.approval, step)[0]
                 actor = self.directory.actor(who)
                 assert actor is not None
-                decision = ApprovalDecision(
-                    step_id=step.step_id, actor=who, decision=Decision.APPROVE, at=self.at(days)
-                )
-                po = self.apply(po, RecordDecision(decision=decision), actor, days)
+                decision = RecordDecision(step_id=step.step_id, verdict=Decision.APPROVE)
+                po = self.apply(po, decision, actor, days)
         return po
 
     def approved_po(self, **kw: Any) -> PurchaseOrder:
