@@ -34,12 +34,14 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
 
 def fill(store: Any, orders: int = 3, comments: int = 2) -> tuple[Scenario, Purchasing, list[str]]:
     s = Scenario()
-    svc = Purchasing(store, s.lifecycle, numbers=s.numbers)
+    svc = Purchasing(store, s.lifecycle, numbers=s.numbers, clock=s.clock)
     ids = []
     for i in range(orders):
-        po = svc.create_order(s.po_document(), s.buyer, s.at(i)).document
+        s.clock.set(s.at(i))
+        po = svc.create_order(s.po_document(), s.buyer).document
         for n in range(comments):
-            svc.order(po.id, AddComment(text=f"note {n}"), s.buyer, s.at(i + 0.1 * (n + 1)))
+            s.clock.set(s.at(i + 0.1 * (n + 1)))
+            svc.order(po.id, AddComment(text=f"note {n}"), s.buyer)
         ids.append(po.id)
     return s, svc, ids
 
@@ -64,9 +66,11 @@ def test_every_record_is_chained_in_commit_order(store: Any) -> None:
 
 def test_a_rolled_back_unit_of_work_leaves_the_chain_unbroken(store: Any) -> None:
     s, svc, ids = fill(store, orders=1)
+    s.clock.set(s.at(5))
     with pytest.raises(ConflictError):
-        svc.order(ids[0], AddComment(text="stale"), s.buyer, s.at(5), expected_version=1)
-    svc.order(ids[0], AddComment(text="fresh"), s.buyer, s.at(5))
+        svc.order(ids[0], AddComment(text="stale"), s.buyer, expected_version=1)
+    s.clock.set(s.at(5))
+    svc.order(ids[0], AddComment(text="fresh"), s.buyer)
     assert audit.verify(store).ok
     assert [r.position for r in store.audit_rows()] == [1, 2, 3, 4]
 
@@ -240,8 +244,9 @@ class Clock:
 
 def test_outbox_messages_commit_with_their_state_or_not_at_all(store: Any) -> None:
     s, svc, ids = fill(store, orders=1, comments=0)
+    s.clock.set(s.at(1))
     with pytest.raises(ConflictError):
-        svc.order(ids[0], SubmitForApproval(), s.buyer, s.at(1), expected_version=7)
+        svc.order(ids[0], SubmitForApproval(), s.buyer, expected_version=7)
     got: list[OutboxMessage] = []
     Dispatcher(store, {"erp": got.append}).dispatch()
     assert [(m.name, m.aggregate_id, m.version) for m in got] == [("po_created", ids[0], 1)]
@@ -352,7 +357,7 @@ def test_a_version_1_database_is_migrated_and_its_records_chained(tmp_path: Path
     conn.commit()
     conn.close()
     migrated = SQLiteStore(old)
-    assert migrated.schema_version == SCHEMA_VERSION == 2
+    assert migrated.schema_version == SCHEMA_VERSION == 3
     rows = list(migrated.audit_rows())
     assert [r.hash for r in rows] == [r.hash for r in records]  # the same chain as written new
     assert audit.verify(migrated).ok
@@ -366,9 +371,9 @@ def test_conflicts_retry_through_the_helper(tmp_path: Path) -> None:
     seen = iter([1, 2])
 
     def approve_what_was_seen() -> Any:
-        return svc.order(
-            ids[0], AddComment(text="ok"), s.buyer, s.at(3), expected_version=next(seen)
-        )
+        s.clock.set(s.at(3))
+        return svc.order(ids[0], AddComment(text="ok"), s.buyer, expected_version=next(seen))
 
-    svc.order(ids[0], AddComment(text="meanwhile"), s.buyer, s.at(2))
+    s.clock.set(s.at(2))
+    svc.order(ids[0], AddComment(text="meanwhile"), s.buyer)
     assert retry_on_conflict(approve_what_was_seen, pause=0).document.version == 3

@@ -73,9 +73,11 @@ def test_two_processes_approving_at_once_one_wins_the_other_retries(tmp_path: Pa
     path = tmp_path / "po.sqlite"
     s = Scenario(policy=workers.parallel_policy())
     store = SQLiteStore(path)
-    svc = Purchasing(store, s.lifecycle)
-    po = svc.create_order(s.po_document(), s.buyer, s.at(0)).document
-    po = svc.order(po.id, SubmitForApproval(), s.buyer, s.at(0.5)).document
+    svc = Purchasing(store, s.lifecycle, clock=s.clock)
+    s.clock.set(s.at(0))
+    po = svc.create_order(s.po_document(), s.buyer).document
+    s.clock.set(s.at(0.5))
+    po = svc.order(po.id, SubmitForApproval(), s.buyer).document
     assert po.approval is not None and len(po.approval.route.steps) == 2
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(2)

@@ -21,15 +21,18 @@ from potrack.testing.scenario import Scenario
 def world(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Scenario, Purchasing]:
     s = Scenario()
     store = InMemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "p.sqlite")
-    return s, Purchasing(store, s.lifecycle, s.requisitions, numbers=s.numbers)
+    return s, Purchasing(store, s.lifecycle, s.requisitions, numbers=s.numbers, clock=s.clock)
 
 
 def approved(s: Scenario, svc: Purchasing) -> str:
-    po = svc.create_order(s.po_document(), s.buyer, s.at(0)).document
-    svc.order(po.id, SubmitForApproval(), s.buyer, s.at(0.1))
+    s.clock.set(s.at(0))
+    po = svc.create_order(s.po_document(), s.buyer).document
+    s.clock.set(s.at(0.1))
+    svc.order(po.id, SubmitForApproval(), s.buyer)
     stored = svc.get_order(po.id)
     for step_event in _approvals(s, stored):
-        svc.order(po.id, step_event[0], step_event[1], s.at(0.2))
+        s.clock.set(s.at(0.2))
+        svc.order(po.id, step_event[0], step_event[1])
     return po.id
 
 
@@ -53,7 +56,8 @@ def _approvals(s: Scenario, po):  # type: ignore[no-untyped-def]
 def test_issue_allocates_the_number_in_the_same_unit_of_work(world) -> None:  # type: ignore[no-untyped-def]
     s, svc = world
     po_id = approved(s, svc)
-    issued = svc.order(po_id, Issue(), s.buyer, s.at(1)).document
+    s.clock.set(s.at(1))
+    issued = svc.order(po_id, Issue(), s.buyer).document
     assert issued.number == "PO-OPS-2026-00001"
     assert svc.history(po_id)[-1].event.number == "PO-OPS-2026-00001"
     with svc.store.unit_of_work() as uow:
@@ -63,11 +67,14 @@ def test_issue_allocates_the_number_in_the_same_unit_of_work(world) -> None:  # 
 def test_documents_and_records_land_together_and_replay(world) -> None:  # type: ignore[no-untyped-def]
     s, svc = world
     po_id = approved(s, svc)
-    po = svc.order(po_id, Issue(), s.buyer, s.at(1)).document
+    s.clock.set(s.at(1))
+    po = svc.order(po_id, Issue(), s.buyer).document
     receipt = s.receipt(po, "40")
-    svc.order(po_id, ReceiveGoods(receipt=receipt), s.receiver, s.at(2))
+    s.clock.set(s.at(2))
+    svc.order(po_id, ReceiveGoods(receipt=receipt), s.receiver)
     inv = s.invoice(po, "40")
-    svc.order(po_id, RecordInvoice(invoice=inv), s.clerk, s.at(3))
+    s.clock.set(s.at(3))
+    svc.order(po_id, RecordInvoice(invoice=inv), s.clerk)
     with svc.store.unit_of_work() as uow:
         assert uow.receipts.for_po(po.id) == (receipt,)
         assert uow.invoices.for_po(po.id) == (inv,)
@@ -77,10 +84,13 @@ def test_documents_and_records_land_together_and_replay(world) -> None:  # type:
 def test_a_retried_event_is_recorded_once(world) -> None:  # type: ignore[no-untyped-def]
     s, svc = world
     po_id = approved(s, svc)
-    po = svc.order(po_id, Issue(), s.buyer, s.at(1)).document
+    s.clock.set(s.at(1))
+    po = svc.order(po_id, Issue(), s.buyer).document
     event = ReceiveGoods(receipt=s.receipt(po, "40"))
-    first = svc.order(po_id, event, s.receiver, s.at(2))
-    again = svc.order(po_id, event, s.receiver, s.at(3))
+    s.clock.set(s.at(2))
+    first = svc.order(po_id, event, s.receiver)
+    s.clock.set(s.at(3))
+    again = svc.order(po_id, event, s.receiver)
     assert again.duplicate
     assert again.record == first.record
     assert svc.get_order(po_id).line_progress(1).received == 40
@@ -92,21 +102,26 @@ def test_a_refused_event_writes_nothing(world) -> None:  # type: ignore[no-untyp
     s, svc = world
     po_id = approved(s, svc)
     before = svc.get_order(po_id)
+    s.clock.set(s.at(1))
     with pytest.raises(TransitionRefusedError):
-        svc.order(po_id, ReceiveGoods(receipt=s.receipt(before, "1")), s.receiver, s.at(1))
+        svc.order(po_id, ReceiveGoods(receipt=s.receipt(before, "1")), s.receiver)
     assert svc.get_order(po_id) == before
+    s.clock.set(s.at(1))
     with pytest.raises(NotFoundError):
-        svc.order("PO-NOPE", SubmitForApproval(), s.buyer, s.at(1))
+        svc.order("PO-NOPE", SubmitForApproval(), s.buyer)
 
 
 def test_block_numbers_are_taken_before_the_unit_of_work() -> None:
     s = Scenario()
     store = InMemoryStore()
-    svc = Purchasing(store, s.lifecycle, numbers=BlockAllocator(s.scheme, store, block_size=10))
+    svc = Purchasing(
+        store, s.lifecycle, numbers=BlockAllocator(s.scheme, store, block_size=10), clock=s.clock
+    )
     numbers = []
     for _ in range(3):
         po_id = approved(s, svc)
-        numbers.append(svc.order(po_id, Issue(), s.buyer, s.at(1)).document.number)
+        s.clock.set(s.at(1))
+        numbers.append(svc.order(po_id, Issue(), s.buyer).document.number)
     assert numbers == ["PO-OPS-2026-00001", "PO-OPS-2026-00002", "PO-OPS-2026-00003"]
     assert find_gaps(s.scheme, numbers, last=10)[0].first == 4
 

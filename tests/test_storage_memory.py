@@ -67,6 +67,7 @@ def _failed(store_cls: type[InMemoryStore]) -> set[str]:
 def test_kit_fails_a_store_without_version_checks() -> None:
     assert _failed(_NoVersionCheck) == {
         "test_insert_must_be_version_one_and_new",
+        "test_po_numbers_are_unique",
         "test_skipping_a_version_conflicts",
         "test_stale_save_conflicts_and_writes_nothing",
     }

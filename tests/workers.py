@@ -80,7 +80,7 @@ def approve_at_once(path: str, po_id: str, who: str, barrier: Any, results: Any)
 
     s = Scenario(policy=parallel_policy())
     store = SQLiteStore(path, timeout=60)
-    svc = Purchasing(store, s.lifecycle)
+    svc = Purchasing(store, s.lifecycle, clock=s.clock)
     actor = s.actor(who)
     outcome = []
     for attempt in range(5):
@@ -99,11 +99,11 @@ def approve_at_once(path: str, po_id: str, who: str, barrier: Any, results: Any)
         if attempt == 0:
             barrier.wait()
         try:
+            s.clock.set(s.at(1))
             svc.order(
                 po_id,
                 decision,
                 actor,
-                s.at(1),
                 expected_version=po.version,
             )
         except ConflictError:
@@ -123,16 +123,18 @@ def write_events(path: str, worker: int, events: int) -> list[str]:
 
     s = Scenario()
     store = SQLiteStore(path, timeout=120)
-    svc = Purchasing(store, s.lifecycle)
+    svc = Purchasing(store, s.lifecycle, clock=s.clock)
     ids = []
     done = 0
     i = 0
     while done < events:
-        po = svc.create_order(s.po_document(id=f"W{worker}-{i:04d}"), s.buyer, s.at(0)).document
+        s.clock.set(s.at(0))
+        po = svc.create_order(s.po_document(id=f"W{worker}-{i:04d}"), s.buyer).document
         ids.append(po.id)
         done += 1
         for n in range(min(9, events - done)):
-            svc.order(po.id, AddComment(text=f"note {n}"), s.buyer, s.at(1 + n))
+            s.clock.set(s.at(1 + n))
+            svc.order(po.id, AddComment(text=f"note {n}"), s.buyer)
             done += 1
         i += 1
     store.close()
@@ -169,11 +171,13 @@ def commit_forever(path: str) -> None:
 
     s = Scenario()
     store = SQLiteStore(path, timeout=60)
-    svc = Purchasing(store, s.lifecycle)
-    po = svc.create_order(s.po_document(id="PO-BUSY"), s.buyer, s.at(0)).document
+    svc = Purchasing(store, s.lifecycle, clock=s.clock)
+    s.clock.set(s.at(0))
+    po = svc.create_order(s.po_document(id="PO-BUSY"), s.buyer).document
     n = 0
     while True:
-        svc.order(po.id, AddComment(text=f"note {n}"), s.buyer, s.at(1))
+        s.clock.set(s.at(1))
+        svc.order(po.id, AddComment(text=f"note {n}"), s.buyer)
         n += 1
         if n == 20:
             sys.stdout.write("busy\n")

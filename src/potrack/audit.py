@@ -27,9 +27,11 @@ what still tells when someone went around them.
 >>> from potrack.service import Purchasing
 >>> from potrack.testing.scenario import Scenario
 >>> s = Scenario()
->>> svc = Purchasing(s.store, s.lifecycle, numbers=s.numbers)
->>> po = svc.create_order(s.po_document(), s.buyer, s.at(0)).document
->>> _ = svc.order(po.id, SubmitForApproval(), s.buyer, s.at(1))
+>>> svc = Purchasing(s.store, s.lifecycle, numbers=s.numbers, clock=s.clock)
+>>> s.clock.set(s.at(0))
+>>> po = svc.create_order(s.po_document(), s.buyer).document
+>>> s.clock.set(s.at(1))
+>>> _ = svc.order(po.id, SubmitForApproval(), s.buyer)
 >>> report = verify(s.store)
 >>> report.ok, report.checked
 (True, 2)

@@ -101,6 +101,7 @@ from potrack.records import (
 )
 from potrack.service import Purchasing
 from potrack.sqlite import SQLiteStore
+from potrack.testing.clock import ManualClock
 from potrack.testing.synth import Synth
 
 __all__ = ["DemoSummary", "run_demo"]
@@ -198,6 +199,8 @@ class _World:
             reapproval_percent=Decimal(10),
         )
         router = ap.Router(self.policy, directory, list(self.suppliers.values()))
+        # The story runs over a quarter: the service's clock is moved on as the days pass.
+        self.clock = ManualClock(START)
         scheme = NumberingScheme("PO-{dept}-{yyyy}-{seq:04}")
         # Purchasing (PUR) buys for every department; other buyers only for their own.
         access = DepartmentAccess(buys_for={"PUR": frozenset({"*"})})
@@ -210,6 +213,7 @@ class _World:
             self.lifecycle,
             requisitions=RequisitionLifecycle(router=router, access=access),
             numbers=GaplessAllocator(scheme),
+            clock=self.clock,
         )
         self.tolerances = TolerancePolicy.lenient()
 
@@ -294,9 +298,11 @@ def _decide(w: _World, tell: _Teller, doc: _Doc, days: float, reject: str = "") 
             decision = RecordDecision(step_id=step.step_id, verdict=verdict, reason=reject or None)
             event = decision
             if isinstance(doc, Requisition):
-                doc = w.service.requisition(doc.id, event, w.who(who), tell.day(days)).document
+                w.clock.set(tell.day(days))
+                doc = w.service.requisition(doc.id, event, w.who(who)).document
             elif isinstance(doc, PurchaseOrder):
-                doc = w.service.order(doc.id, event, w.who(who), tell.day(days)).document
+                w.clock.set(tell.day(days))
+                doc = w.service.order(doc.id, event, w.who(who)).document
             name = w.who(who).name
             if reject:
                 tell.detail(f"✗ {name} rejects at {step.describe()}: “{reject}”")
@@ -389,7 +395,8 @@ class _Ledger:
         )
         self.results.append(result)
         if record:
-            w.service.order(po.id, result.to_event(), w.who("ali"), self.tell.day(days))
+            w.clock.set(self.tell.day(days))
+            w.service.order(po.id, result.to_event(), w.who("ali"))
         return result
 
     def _before(self, other: Invoice, invoice: Invoice) -> bool:
@@ -399,11 +406,11 @@ class _Ledger:
     def receive(self, invoice: Invoice, days: float) -> MatchResult:
         """Record the invoice on its PO and match it."""
         self.invoices[invoice.id] = invoice
+        self.w.clock.set(self.tell.day(days))
         self.w.service.order(
             invoice.po_id or "",
             RecordInvoice(invoice=invoice),
             self.w.who("ali"),
-            self.tell.day(days),
         )
         return self.evaluate(invoice, days)
 
@@ -456,8 +463,10 @@ def run_demo(
     approved: list[Requisition] = []
     for req_id, who, lines in asks:
         req = _requisition(w, req_id, who, lines, tell.day(0))
-        req = svc.create_requisition(req, w.who(who), tell.day(0)).document
-        req = svc.requisition(req.id, SubmitForApproval(), w.who(who), tell.day(0.1)).document
+        w.clock.set(tell.day(0))
+        req = svc.create_requisition(req, w.who(who)).document
+        w.clock.set(tell.day(0.1))
+        req = svc.requisition(req.id, SubmitForApproval(), w.who(who)).document
         assert req.approval is not None
         value = sum((ln.quantity * ln.estimated_unit_price.amount for ln in req.lines), Decimal(0))
         tell.say(
@@ -480,18 +489,22 @@ def run_demo(
     orders: list[PurchaseOrder] = []
     for draft in drafts:
         draft = attrs.evolve(draft, requester=approved[len(orders)].requester)
-        po = svc.create_order(draft, w.who("ben"), tell.day(1)).document
-        po = svc.order(po.id, SubmitForApproval(), w.who("ben"), tell.day(1)).document
+        w.clock.set(tell.day(1))
+        po = svc.create_order(draft, w.who("ben")).document
+        w.clock.set(tell.day(1))
+        po = svc.order(po.id, SubmitForApproval(), w.who("ben")).document
         tell.say(
             1,
             f"Ben (buyer) turns the requisitions into PO {po.id} for {w.suppliers[po.supplier_id].name}",
         )
         po = _decide(w, tell, po, 1.2)
-        po = svc.order(po.id, Issue(), w.who("ben"), tell.day(1.3)).document
+        w.clock.set(tell.day(1.3))
+        po = svc.order(po.id, Issue(), w.who("ben")).document
         tell.detail(f"issued as {po.number} — {tell.money(po.amount)}")
         orders.append(po)
     for req in approved:
-        svc.requisition(req.id, conversions[req.id], w.who("ben"), tell.day(1.3))
+        w.clock.set(tell.day(1.3))
+        svc.requisition(req.id, conversions[req.id], w.who("ben"))
     gloves, laptops = orders
 
     # -- 3. the suppliers answer ---------------------------------------------------------------
@@ -503,9 +516,8 @@ def run_demo(
         by=ActorId("acme-sales"),
         supplier_reference="AC-7781",
     )
-    gloves = svc.order(
-        gloves.id, Acknowledge(acknowledgement=ack), w.who("acme-sales"), tell.day(2)
-    ).document
+    w.clock.set(tell.day(2))
+    gloves = svc.order(gloves.id, Acknowledge(acknowledgement=ack), w.who("acme-sales")).document
     tell.say(2, f"Acme acknowledges {gloves.number} (their order AC-7781)")
     proposal = ChangeProposal(
         id=ChangeProposalId("CP-1"),
@@ -519,13 +531,11 @@ def run_demo(
         ),
         reason="the 14-inch model is back-ordered; a week later, 25 USD cheaper",
     )
-    laptops = svc.order(
-        laptops.id, ProposeChange(proposal=proposal), w.who("nwo-sales"), tell.day(2)
-    ).document
+    w.clock.set(tell.day(2))
+    laptops = svc.order(laptops.id, ProposeChange(proposal=proposal), w.who("nwo-sales")).document
     tell.say(2, f"Northwind proposes a change on {laptops.number}: {proposal.reason}")
-    laptops = svc.order(
-        laptops.id, AcceptChange(proposal_id=proposal.id), w.who("ben"), tell.day(2.5)
-    ).document
+    w.clock.set(tell.day(2.5))
+    laptops = svc.order(laptops.id, AcceptChange(proposal_id=proposal.id), w.who("ben")).document
     tell.detail(f"Ben accepts: revision {laptops.revision}, new value {tell.money(laptops.amount)}")
 
     # -- 4. dispatch and receipts ---------------------------------------------------------------
@@ -539,37 +549,36 @@ def run_demo(
         expected_arrival=tell.day(10).date(),
         lines=(DispatchLine(line_no=1, quantity=Decimal(120)),),
     )
-    gloves = svc.order(
-        gloves.id, RecordDispatch(notice=notice), w.who("acme-sales"), tell.day(8)
-    ).document
+    w.clock.set(tell.day(8))
+    gloves = svc.order(gloves.id, RecordDispatch(notice=notice), w.who("acme-sales")).document
     tell.say(
         8,
         f"Acme ships 120 gloves with DHL JD0146000033, arriving {format_date(notice.expected_arrival, locale)}",
     )
+    w.clock.set(tell.day(10))
     gloves = svc.order(
         gloves.id,
         ReceiveGoods(receipt=_receipt(gloves, "GR-1", {1: "120"}, tell.day(10))),
         w.who("rosa"),
-        tell.day(10),
     ).document
     tell.say(10, "Rosa receives 120 of 200 gloves — a partial delivery")
     refused = False
     try:
+        w.clock.set(tell.day(17))
         svc.order(
             gloves.id,
             ReceiveGoods(receipt=_receipt(gloves, "GR-2", {1: "100"}, tell.day(17))),
             w.who("rosa"),
-            tell.day(17),
         )
     except TransitionRefusedError as err:
         refused = True
         tell.say(17, "Rosa tries to book 100 more (220 of 200): refused")
         tell.detail(str(err).splitlines()[0])
+    w.clock.set(tell.day(17))
     gloves = svc.order(
         gloves.id,
         ReceiveGoods(receipt=_receipt(gloves, "GR-2", {1: "80"}, tell.day(17))),
         w.who("rosa"),
-        tell.day(17),
     ).document
     needed = gloves.lines[0].requested_date
     late = (tell.day(17).date() - needed).days if needed else 0
@@ -604,19 +613,19 @@ def run_demo(
     early = _invoice(laptops, "INV-3", "NWO-88121", {1: "6", 2: "6"}, tell.day(15), {1: "1225.00"})
     tell.say(15, f"Northwind invoices the laptops before they arrive ({early.number})")
     ledger.show(ledger.receive(early, 15))
+    w.clock.set(tell.day(16))
     laptops = svc.order(
-        laptops.id, PlaceOnHold(reason="delivery address under review"), w.who("ben"), tell.day(16)
+        laptops.id, PlaceOnHold(reason="delivery address under review"), w.who("ben")
     ).document
     tell.say(16, "Ben puts the laptop order on hold: the delivery address is under review")
-    laptops = svc.order(
-        laptops.id, ReleaseHold(note="address confirmed"), w.who("ben"), tell.day(18)
-    ).document
+    w.clock.set(tell.day(18))
+    laptops = svc.order(laptops.id, ReleaseHold(note="address confirmed"), w.who("ben")).document
     tell.detail("released two days later; the order resumes where it was")
+    w.clock.set(tell.day(22))
     laptops = svc.order(
         laptops.id,
         ReceiveGoods(receipt=_receipt(laptops, "GR-3", {1: "6", 2: "6"}, tell.day(22))),
         w.who("rosa"),
-        tell.day(22),
     ).document
     tell.say(22, "The laptops and docks arrive; the waiting invoice is matched again")
     ledger.show(ledger.evaluate(early, 22))
@@ -642,7 +651,8 @@ def run_demo(
             amount=result.payable,
             allocations=(PaymentAllocation(invoice_id=invoice.id, amount=result.payable),),
         )
-        svc.order(invoice.po_id or "", RecordPayment(payment=payment), w.who("tom"), tell.day(30))
+        w.clock.set(tell.day(30))
+        svc.order(invoice.po_id or "", RecordPayment(payment=payment), w.who("tom"))
         paid += 1
         tell.say(30, f"Tom pays {invoice.number}: {tell.money(result.payable)}")
     for po in orders:

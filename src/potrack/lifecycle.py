@@ -2659,7 +2659,7 @@ class PurchaseOrderLifecycle(_Machine[PurchaseOrder]):
         return ("po_closed",)
 
     def create(
-        self, po: PurchaseOrder, actor: Actor, at: datetime, key: str | None = None
+        self, po: PurchaseOrder, actor: Actor | ActorId, at: datetime, key: str | None = None
     ) -> Applied[PurchaseOrder]:
         """Create a draft PO (the first transition record).
 
@@ -2671,16 +2671,22 @@ class PurchaseOrderLifecycle(_Machine[PurchaseOrder]):
         return self._apply(None, event, actor, at)
 
     def apply(
-        self, po: PurchaseOrder, event: Event, actor: Actor, at: datetime
+        self, po: PurchaseOrder, event: Event, actor: Actor | ActorId, at: datetime
     ) -> Applied[PurchaseOrder]:
-        """Apply one business event: a pure function of its arguments (and this configuration).
+        """Apply one command: a pure function of its arguments (and this configuration).
+
+        ``at`` is the time the transition is recorded at: :class:`~potrack.service.Purchasing`
+        passes its clock's time; a host calling the lifecycle directly is that clock.  ``actor``
+        is an id or an :class:`Actor`; with a directory, the directory's record of that person is
+        what the rules see.
 
         Raises:
-            TransitionRefusedError: the event is not allowed in the PO's state, or a guard refuses
-                it; ``reasons`` lists every reason.  Nothing changed.
-            NotPermittedError: the actor may not send this event (role, supplier scope,
-                segregation of duties).
-            TypeError: ``event`` is not an event.
+            TransitionRefusedError: the command is not allowed in the PO's state, or a guard
+                refuses it; ``reasons`` lists every reason.  Nothing changed.
+            NotPermittedError: the actor may not send this command (role, department, supplier
+                scope, segregation of duties, unknown to the directory or described otherwise);
+                :class:`~potrack.exceptions.DecidedFieldError` when it carries a value the
+                library decides.
         """
         return self._apply(po, event, actor, at)
 
@@ -2718,7 +2724,9 @@ class RequisitionLifecycle(_Machine[Requisition]):
     def _builder(self, doc: Requisition) -> _Req:
         return _Req(doc)
 
-    def create(self, requisition: Requisition, actor: Actor, at: datetime) -> Applied[Requisition]:
+    def create(
+        self, requisition: Requisition, actor: Actor | ActorId, at: datetime
+    ) -> Applied[Requisition]:
         """Create a draft requisition.
 
         Raises:
@@ -2727,7 +2735,7 @@ class RequisitionLifecycle(_Machine[Requisition]):
         return self._apply(None, CreateRequisition(requisition=requisition), actor, at)
 
     def apply(
-        self, requisition: Requisition, event: Event, actor: Actor, at: datetime
+        self, requisition: Requisition, event: Event, actor: Actor | ActorId, at: datetime
     ) -> Applied[Requisition]:
         """Apply one event to a requisition (pure; raises as :meth:`PurchaseOrderLifecycle.apply`)."""
         return self._apply(requisition, event, actor, at)

@@ -105,11 +105,41 @@ class _Aggregates(Generic[K, A]):
 
 
 class _PurchaseOrders(_Aggregates[PurchaseOrderId, PurchaseOrder]):
-    def by_number(self, number: str) -> PurchaseOrder | None:
-        for po in self.all():
+    def __init__(
+        self,
+        kind: str,
+        committed: dict[PurchaseOrderId, PurchaseOrder],
+        numbers: dict[str, PurchaseOrderId],
+    ) -> None:
+        super().__init__(kind, committed)
+        self._numbers = numbers
+
+    def _holder(self, number: str) -> PurchaseOrderId | None:
+        for po in self.pending.values():
             if po.number == number:
-                return po
+                return po.id
+        held = self._numbers.get(number)
+        if held is not None and held not in self.pending:
+            return held
         return None
+
+    def save(self, aggregate: PurchaseOrder) -> None:
+        number = aggregate.number
+        if number is not None:
+            holder = self._holder(number)
+            if holder is not None and holder != aggregate.id:
+                raise DuplicateError("purchase order number", number, f"held by {holder}")
+        super().save(aggregate)
+
+    def commit(self) -> None:
+        super().commit()
+        for po in self.pending.values():
+            if po.number is not None:
+                self._numbers[po.number] = po.id
+
+    def by_number(self, number: str) -> PurchaseOrder | None:
+        holder = self._holder(number)
+        return None if holder is None else self.get(holder)
 
     def find(
         self,
@@ -304,7 +334,9 @@ class _UnitOfWork:
         self.requisitions: _Aggregates[RequisitionId, Requisition] = _Aggregates(
             "requisition", store._requisitions
         )
-        self.purchase_orders = _PurchaseOrders("purchase order", store._purchase_orders)
+        self.purchase_orders = _PurchaseOrders(
+            "purchase order", store._purchase_orders, store._po_numbers
+        )
         self.receipts: _Documents[ReceiptId, GoodsReceipt] = _Documents(
             "goods receipt", store._receipts, lambda d: d.po_id
         )
@@ -344,6 +376,7 @@ class InMemoryStore:
         self._lock = threading.RLock()
         self._requisitions: dict[RequisitionId, Requisition] = {}
         self._purchase_orders: dict[PurchaseOrderId, PurchaseOrder] = {}
+        self._po_numbers: dict[str, PurchaseOrderId] = {}
         self._receipts: dict[ReceiptId, GoodsReceipt] = {}
         self._returns: dict[ReturnId, GoodsReturn] = {}
         self._invoices: dict[InvoiceId, Invoice] = {}

@@ -1,25 +1,33 @@
-"""The host's entry point: apply business events to stored documents, atomically.
+"""The host's entry point: apply commands to stored documents, atomically.
 
-:class:`Purchasing` loads a document from a :class:`~potrack.typing.Store`, applies the event
+:class:`Purchasing` loads a document from a :class:`~potrack.typing.Store`, applies the command
 through the lifecycle, and in **one unit of work** saves the new version, appends the transition
-record, stores the documents the event carries (receipts, returns, invoices, payments), allocates
-the PO number at issue and queues the domain events in the outbox.  A retried event (same
-idempotency key) returns the first result from the transition log and changes nothing.
+record, stores the documents the command carries (receipts, returns, invoices, payments),
+allocates the PO number at issue and queues the domain events in the outbox.  A retried command
+(same idempotency key) returns the first result from the transition log and changes nothing.
+
+**Callers state intent; the library decides.**  The time of every transition comes from the
+service's clock (the system's UTC clock unless a host injects one, as tests do), never from the
+caller; the acting person is looked up in the directory by id; PO numbers come from the
+allocator.  A command carrying a value the library decides is refused
+(:class:`~potrack.exceptions.DecidedFieldError`).
 
 >>> from potrack.testing.scenario import Scenario
 >>> from potrack.events import SubmitForApproval
 >>> s = Scenario()
->>> svc = Purchasing(s.store, s.lifecycle, numbers=s.numbers)
->>> po = svc.create_order(s.po_document(), s.buyer, s.at(0)).document
->>> svc.order(po.id, SubmitForApproval(), s.buyer, s.at(1)).document.state.value
-'pending_approval'
+>>> svc = Purchasing(s.store, s.lifecycle, numbers=s.numbers, clock=s.clock)
+>>> po = svc.create_order(s.po_document(), s.buyer).document
+>>> s.clock.set(s.at(1))
+>>> applied = svc.order(po.id, SubmitForApproval(), "buyer-1")
+>>> applied.document.state.value, applied.record.at == s.at(1)
+('pending_approval', True)
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import attrs
@@ -34,11 +42,12 @@ from potrack.events import (
     ReturnGoods,
     TransitionRecord,
 )
-from potrack.exceptions import ConflictError
+from potrack.exceptions import ConfigurationError, ConflictError, DecidedFieldError
 from potrack.lifecycle import Applied, PurchaseOrderLifecycle, RequisitionLifecycle
 from potrack.numbering import BlockAllocator, GaplessAllocator, NumberingContext
 from potrack.records import (
     Actor,
+    ActorId,
     PurchaseOrder,
     PurchaseOrderId,
     PurchaseOrderNumber,
@@ -47,9 +56,14 @@ from potrack.records import (
 )
 from potrack.typing import Store, UnitOfWork
 
-__all__ = ["Purchasing", "retry_on_conflict"]
+__all__ = ["Purchasing", "retry_on_conflict", "utc_now"]
 
 T = TypeVar("T")
+
+
+def utc_now() -> datetime:
+    """The system clock in UTC: :class:`Purchasing`'s default clock."""
+    return datetime.now(UTC)
 
 
 def retry_on_conflict(action: Callable[[], T], attempts: int = 5, pause: float = 0.01) -> T:
@@ -72,13 +86,16 @@ def retry_on_conflict(action: Callable[[], T], attempts: int = 5, pause: float =
 
 
 class Purchasing:
-    """Applies events to the documents in a store, one unit of work per event.
+    """Applies commands to the documents in a store, one unit of work per command.
 
     Args:
         store: where documents live.
-        lifecycle: the PO lifecycle (with its router, suppliers and numbering scheme).
+        lifecycle: the PO lifecycle (with its router, directory, suppliers and numbering scheme).
         requisitions: the requisition lifecycle (optional).
-        numbers: allocates PO numbers at issue (gapless inside the unit of work, or from blocks).
+        numbers: allocates PO numbers at issue (gapless inside the unit of work, or from blocks);
+            with one, an ``Issue`` command may not name its own number.
+        clock: the time every transition is recorded at (default :func:`utc_now`); it must give
+            timezone-aware times.  Tests inject :class:`potrack.testing.ManualClock`.
     """
 
     def __init__(
@@ -87,22 +104,40 @@ class Purchasing:
         lifecycle: PurchaseOrderLifecycle,
         requisitions: RequisitionLifecycle | None = None,
         numbers: GaplessAllocator | BlockAllocator | None = None,
+        *,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.store = store
         self.lifecycle = lifecycle
-        self.requisitions = requisitions or RequisitionLifecycle(router=lifecycle.router)
+        self.requisitions = requisitions or RequisitionLifecycle(
+            router=lifecycle.router, access=lifecycle.access
+        )
         self.numbers = numbers
+        self.clock = clock or utc_now
+
+    def now(self) -> datetime:
+        """The service's time (from its clock).
+
+        Raises:
+            ConfigurationError: the clock gave a naive time.
+        """
+        at = self.clock()
+        if not isinstance(at, datetime) or at.tzinfo is None or at.utcoffset() is None:
+            raise ConfigurationError(
+                f"the service's clock must give timezone-aware datetimes, got {at!r}"
+            )
+        return at
 
     # -- purchase orders ---------------------------------------------------------------------------
 
-    def create_order(self, po: PurchaseOrder, actor: Actor, at: datetime) -> Applied[PurchaseOrder]:
+    def create_order(self, po: PurchaseOrder, actor: Actor | ActorId) -> Applied[PurchaseOrder]:
         """Create and store a draft PO.
 
         Raises:
             NotPermittedError, TransitionRefusedError: as the lifecycle raises.
             ConflictError: a PO with that id exists.
         """
-        applied = self.lifecycle.create(po, actor, at)
+        applied = self.lifecycle.create(po, actor, self.now())
         with self.store.unit_of_work() as uow:
             self._store(uow, applied, None)
         return applied
@@ -110,34 +145,41 @@ class Purchasing:
     def order(
         self,
         po_id: str,
-        event: Event,
-        actor: Actor,
-        at: datetime,
+        command: Event,
+        actor: Actor | ActorId,
         *,
         expected_version: int | None = None,
     ) -> Applied[PurchaseOrder]:
-        """Apply ``event`` to the stored PO ``po_id`` and store the result atomically.
+        """Apply ``command`` to the stored PO ``po_id`` and store the result atomically.
 
-        ``expected_version`` is the version the actor saw (a screen shown earlier): if the PO
-        changed since, the event is refused with :class:`ConflictError` rather than applied to a
-        document the actor has not seen — optimistic concurrency end to end.
+        ``actor`` is the acting person's id (or their :class:`Actor`, which must agree with the
+        directory).  ``expected_version`` is the version the actor saw (a screen shown earlier):
+        if the PO changed since, the command is refused with :class:`ConflictError` rather than
+        applied to a document the actor has not seen — optimistic concurrency end to end.
 
         Raises:
             NotFoundError: no PO with that id.
-            NotPermittedError, TransitionRefusedError: the lifecycle refuses the event (nothing is
-                written).
+            NotPermittedError, TransitionRefusedError: the lifecycle refuses the command (nothing
+                is written); :class:`DecidedFieldError` when it carries a value the library
+                decides.
             ConflictError: someone else changed the PO meanwhile, or it is not at
                 ``expected_version`` (nothing is written; see :func:`retry_on_conflict`).
+            DuplicateError: the number given at issue is held by another PO.
             NumberOverflowError, MissingFieldError: the number cannot be allocated at issue.
         """
-        early_number = self._number_before(po_id, event, at)
+        if isinstance(command, Issue) and command.number is not None and self.numbers is not None:
+            who = actor if isinstance(actor, str) else actor.id
+            raise DecidedFieldError(po_id, "-", command.verb, ("number",), who)
+        at = self.now()
+        early_number = self._number_before(po_id, command, at)
         with self.store.unit_of_work() as uow:
             po = uow.purchase_orders.require(PurchaseOrderId(po_id))
-            first = uow.transitions.by_key("purchase_order", po.id, event.key)
+            first = uow.transitions.by_key("purchase_order", po.id, command.key)
             if first is not None:
                 return Applied(po, first, duplicate=True, first_version=first.version)
             if expected_version is not None and po.version != expected_version:
                 raise ConflictError("purchase order", po.id, expected_version, po.version)
+            event = command
             if isinstance(event, Issue) and event.number is None and po.number is None:
                 number = early_number or self._number_in(uow, po, at)
                 if number is not None:
@@ -194,18 +236,20 @@ class Purchasing:
     # -- requisitions -----------------------------------------------------------------------------
 
     def create_requisition(
-        self, requisition: Requisition, actor: Actor, at: datetime
+        self, requisition: Requisition, actor: Actor | ActorId
     ) -> Applied[Requisition]:
         """Create and store a draft requisition (raises as :meth:`create_order`)."""
-        applied = self.requisitions.create(requisition, actor, at)
+        applied = self.requisitions.create(requisition, actor, self.now())
         with self.store.unit_of_work() as uow:
             self._store(uow, applied, None)
         return applied
 
     def requisition(
-        self, req_id: str, event: Event, actor: Actor, at: datetime
+        self, req_id: str, command: Event, actor: Actor | ActorId
     ) -> Applied[Requisition]:
-        """Apply ``event`` to the stored requisition ``req_id`` (raises as :meth:`order`)."""
+        """Apply ``command`` to the stored requisition ``req_id`` (raises as :meth:`order`)."""
+        at = self.now()
+        event = command
         with self.store.unit_of_work() as uow:
             req = uow.requisitions.require(RequisitionId(req_id))
             first = uow.transitions.by_key("requisition", req.id, event.key)

@@ -216,6 +216,11 @@ _MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     );
     """,
     _v2_audit_and_outbox,
+    # 3: a PO number belongs to one PO (the store refuses a second holder, whoever writes)
+    """
+    CREATE UNIQUE INDEX purchase_orders_number_unique ON purchase_orders(number)
+        WHERE number IS NOT NULL;
+    """,
 )
 
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -334,6 +339,20 @@ class _Aggregates(Generic[T]):
 
 
 class _PurchaseOrders(_Aggregates[PurchaseOrder]):
+    def save(self, aggregate: PurchaseOrder) -> None:
+        number = aggregate.number
+        if number is not None:
+            hit = self._uow.cache.get((self._table, aggregate.id))
+            known = hit is not None and hit[0] == aggregate.version - 1 and hit[1].number == number
+            if not known:
+                row = self._uow.conn.execute(
+                    "SELECT id FROM purchase_orders WHERE number = ? AND id <> ? LIMIT 1",
+                    (number, aggregate.id),
+                ).fetchone()
+                if row is not None:
+                    raise DuplicateError("purchase order number", number, f"held by {row[0]}")
+        super().save(aggregate)
+
     def by_number(self, number: str) -> PurchaseOrder | None:
         row = self._uow.conn.execute(
             "SELECT doc FROM purchase_orders WHERE number = ? ORDER BY id LIMIT 1", (number,)

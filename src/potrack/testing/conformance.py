@@ -244,6 +244,28 @@ class StoreContract:
             )
             _check([p.id for p in pos.all()] == ["PO-1", "PO-2"], "all() must list POs in id order")
 
+    def test_po_numbers_are_unique(self) -> None:
+        """A PO number belongs to one PO: saving a second PO with it raises DuplicateError, and
+        the unit of work writes nothing."""
+        store = self.make_store()
+        number = PurchaseOrderNumber("N-0001")
+        first = sample_po("PO-1", number=number, state=POState.ISSUED)
+        with store.unit_of_work() as uow:
+            uow.purchase_orders.save(first)
+        second = sample_po("PO-2", number=number, state=POState.ISSUED)
+        try:
+            with store.unit_of_work() as uow:
+                uow.purchase_orders.save(sample_po("PO-3"))
+                uow.purchase_orders.save(second)
+        except DuplicateError:
+            pass
+        else:
+            _check(False, "a second PO took number N-0001")
+        with store.unit_of_work() as uow:
+            _check(uow.purchase_orders.by_number(number) == first, "the first holder changed")
+            _check(uow.purchase_orders.get(PurchaseOrderId("PO-3")) is None, "half a unit written")
+            _check(uow.purchase_orders.get(PurchaseOrderId("PO-2")) is None, "PO-2 was written")
+
     # -- documents ---------------------------------------------------------------------------------
 
     def test_documents_round_trip_and_refuse_duplicates(self) -> None:

@@ -48,6 +48,7 @@ from potrack.records import (
     Supplier,
     SupplierId,
 )
+from potrack.testing.clock import ManualClock
 from potrack.testing.samples import T0
 
 __all__ = ["Scenario"]
@@ -83,6 +84,8 @@ class Scenario:
         start: datetime = T0,
     ) -> None:
         self.start = start
+        self.clock = ManualClock(start)
+        """The clock a :class:`~potrack.service.Purchasing` built on this scenario should use."""
         self.acme = Supplier(
             id=SupplierId("S-ACME"),
             name="Acme Tool Works",
