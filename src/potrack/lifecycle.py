@@ -1104,8 +1104,6 @@ def _g_reassign(c: _Context) -> Iterable[str]:
 
 def _c_submit(c: _Context) -> Event:
     e: SubmitForApproval = c.event
-    if e.route is not None:
-        return e
     route = c.machine.router.route(c.doc, c.at)
     return attrs.evolve(e, route=route)
 
