@@ -427,3 +427,36 @@ def test_every_trail_replays_to_its_stored_order(w: World) -> None:
     w.send(po_id, _reprice("51.00"), "buyer-1")
     po, trail = w.state(po_id)
     assert replay(trail) == po
+
+
+def test_trails_written_before_commands_still_replay() -> None:
+    """A decision record of the old shape (only the signed decision) replays to the same PO; sent
+    live, the same event is refused as carrying a decided field."""
+    import json
+
+    from potrack import dumps as dump
+    from potrack.events import TransitionRecord
+
+    s = Scenario()
+    trail = []
+    applied = s.lifecycle.create(s.po_document(), s.buyer, s.at(0))
+    trail.append(applied.record)
+    for command, who, day in (
+        (SubmitForApproval(), s.buyer, 0.1),
+        (RecordDecision.approve(MANAGER, reason="fine"), s.manager, 0.2),
+    ):
+        applied = s.lifecycle.apply(applied.document, command, who, s.at(day))
+        trail.append(applied.record)
+    old_shape = []
+    for record in trail:
+        data = json.loads(dump(record))
+        if data["event"]["type"] == "RecordDecision":
+            for name in ("step_id", "verdict", "reason"):
+                del data["event"][name]
+        old_shape.append(loads(json.dumps(data), TransitionRecord))
+    assert old_shape[-1].event.step_id is None
+    rebuilt = replay(old_shape)
+    assert rebuilt == applied.document
+    assert rebuilt.approved_value == money("1000.00", "USD")
+    with pytest.raises(DecidedFieldError):
+        s.lifecycle.apply(s.submitted_po(), old_shape[-1].event, s.manager, s.at(1))

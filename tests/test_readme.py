@@ -25,6 +25,7 @@ def test_readme_python_blocks_run_in_order(capsys) -> None:  # type: ignore[no-u
     assert "got 2.5 (float)" in out
     assert "which holds version 2" in out
     assert "PO-OPS-2026-00001-36 1" in out
+    assert "('route',)" in out
     assert "'level 2: any one role cfo'" in out
     assert "PO-OPS-2026-00001 in_fulfilment partial" in out
     assert "matched_within_tolerance" in out and "(3.00%) above the PO price $60.00" in out
