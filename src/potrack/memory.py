@@ -318,8 +318,8 @@ class _UnitOfWork:
         self.sequences = _Sequences(store._sequences)
         self.outbox = _Outbox(store)
 
-    def commit(self) -> None:
-        for part in (
+    def _parts(self) -> tuple[Any, ...]:
+        return (
             self.requisitions,
             self.purchase_orders,
             self.receipts,
@@ -330,18 +330,33 @@ class _UnitOfWork:
             self.sequences,
             self.audit,
             self.outbox,
-        ):
+        )
+
+    def savepoint(self) -> list[Any]:
+        """What every part holds so far, to go back to (a nested unit of work)."""
+        return [part.pending.copy() for part in self._parts()]
+
+    def restore(self, mark: list[Any]) -> None:
+        """Forget everything written since :meth:`savepoint`."""
+        for part, pending in zip(self._parts(), mark, strict=True):
+            part.pending = pending
+
+    def commit(self) -> None:
+        for part in self._parts():
             part.commit()
 
 
 class InMemoryStore:
     """Every storage Protocol in memory; thread-safe, serializable units of work.
 
-    Nothing survives the process.  Units of work may nest in one thread (each commits on its own).
+    Nothing survives the process.  A unit of work opened inside another one in the same thread is
+    a *savepoint* of it, as on :class:`~potrack.sqlite.SQLiteStore`: it sees the outer unit's
+    writes, an exception undoes only its own, and its writes land when the outer unit commits.
     """
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
+        self._open: _UnitOfWork | None = None
         self._requisitions: dict[RequisitionId, Requisition] = {}
         self._purchase_orders: dict[PurchaseOrderId, PurchaseOrder] = {}
         self._receipts: dict[ReceiptId, GoodsReceipt] = {}
@@ -362,9 +377,31 @@ class InMemoryStore:
     def unit_of_work(self) -> Iterator[_UnitOfWork]:
         """A unit of work holding the store's lock; commits on normal exit, else writes nothing."""
         with self._lock:
-            uow = _UnitOfWork(self)
-            yield uow
-            uow.commit()
+            outer = self._open  # only the thread holding the lock gets here
+            if outer is not None:
+                mark = outer.savepoint()
+                try:
+                    yield outer
+                except BaseException:
+                    outer.restore(mark)
+                    raise
+                return
+            uow = self._open = _UnitOfWork(self)
+            try:
+                yield uow
+                uow.commit()
+            finally:
+                self._open = None
+
+    @property
+    def in_unit_of_work(self) -> bool:
+        """Whether this thread has a unit of work open on this store."""
+        if not self._lock.acquire(blocking=False):
+            return False  # another thread holds it
+        try:
+            return self._open is not None
+        finally:
+            self._lock.release()
 
     def audit_rows(
         self,

@@ -267,21 +267,16 @@ class _Aggregates(Generic[T]):
             return None
         # Documents are immutable and every change bumps the version: a document parsed before
         # at this version is this document (parsing is most of a load's cost).
-        cache = self._uow.cache
         key = (self._table, id)
-        hit = cache.get(key)
+        hit = self._uow.cached(key)
         if hit is not None and hit[0] == row[0]:
             found: T = hit[1]
             return found
         loaded = self._load(row[1])
-        self._remember(key, row[0], loaded)
+        # Remembered in the unit only: a version read inside a transaction may be one this unit
+        # wrote, which a rollback takes back; the shared cache learns it once the unit commits.
+        self._uow.local[key] = (row[0], loaded)
         return loaded
-
-    def _remember(self, key: tuple[str, str], version: int, aggregate: T) -> None:
-        cache = self._uow.cache
-        if len(cache) >= _CACHE_SIZE:
-            cache.clear()
-        cache[key] = (version, aggregate)
 
     def require(self, id: str) -> T:
         found = self.get(id)
@@ -311,11 +306,11 @@ class _Aggregates(Generic[T]):
                 )
             except sqlite3.IntegrityError:
                 raise ConflictError(self._kind, key, 0, self._held(key)) from None
-            self._uow.saved.append(((self._table, key), version, aggregate))
+            self._uow.local[(self._table, key)] = (version, aggregate)
             return
         # Set only the indexed columns that changed: SQLite rewrites an index entry for every
         # column named in SET, and those pages are most of what a commit writes.
-        hit = self._uow.cache.get((self._table, key))
+        hit = self._uow.cached((self._table, key))
         if hit is not None and hit[0] == version - 1:
             before = self._columns(hit[1])
             columns = {name: value for name, value in columns.items() if before[name] != value}
@@ -326,7 +321,7 @@ class _Aggregates(Generic[T]):
         )
         if cursor.rowcount != 1:
             raise ConflictError(self._kind, key, version - 1, self._held(key))
-        self._uow.saved.append(((self._table, key), version, aggregate))
+        self._uow.local[(self._table, key)] = (version, aggregate)
 
     def all(self) -> Iterator[T]:
         for (text,) in self._uow.conn.execute(f"SELECT doc FROM {self._table} ORDER BY id"):
@@ -539,8 +534,10 @@ class _UnitOfWork:
         self.converter = converter
         self.cache = cache
         self.encoder = encoder
-        self.saved: list[tuple[tuple[str, str], int, Any]] = []
-        """Aggregates saved in this unit: cached only once it commits."""
+        self.local: dict[tuple[str, str], tuple[int, Any]] = {}
+        """Aggregates read or saved in this unit: they join ``cache`` only once it commits."""
+        self.depth = 0
+        """How many nested units (savepoints) are open inside this one."""
         self.requisitions: _Aggregates[Requisition] = _Aggregates(
             self,
             "requisitions",
@@ -578,6 +575,20 @@ class _UnitOfWork:
         self.transitions = _Transitions(self)
         self.sequences = _Sequences(self)
         self.outbox = _Outbox(self)
+
+    def cached(self, key: tuple[str, str]) -> tuple[int, Any] | None:
+        """This unit's own copy of an aggregate, else the committed one the thread remembers."""
+        hit = self.local.get(key)
+        return hit if hit is not None else self.cache.get(key)
+
+    def publish(self) -> None:
+        """After COMMIT: what this unit read and wrote is committed, so the thread may keep it."""
+        cache = self.cache
+        for key, entry in self.local.items():
+            if len(cache) >= _CACHE_SIZE:
+                cache.clear()
+            cache[key] = entry
+        self.local.clear()
 
 
 class SQLiteStore:
@@ -662,9 +673,9 @@ class SQLiteStore:
                             conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {version + 1}")
         except BaseException:
-            conn.execute("ROLLBACK")
+            self._end(conn, "ROLLBACK")
             raise
-        conn.execute("COMMIT")
+        self._end(conn, "COMMIT")
 
     @property
     def schema_version(self) -> int:
@@ -676,33 +687,102 @@ class SQLiteStore:
     def unit_of_work(self) -> Iterator[_UnitOfWork]:
         """One transaction: commits on normal exit, rolls back on an exception.
 
+        A unit opened inside another one in the same thread is a *savepoint* of it, as in
+        :class:`~potrack.memory.InMemoryStore`: it sees the outer unit's writes, an exception
+        undoes only its own, and its writes land when the outer unit commits (or not at all).
+
+        If COMMIT or ROLLBACK fails in any way the connection is closed (which ends its
+        transaction and frees the write lock) and the next unit of work opens a new one.
+
         Raises:
-            StorageError: a unit of work is already open in this thread, or the write lock could
-                not be had within ``timeout`` seconds.
+            StorageError: the write lock could not be had within ``timeout`` seconds, or the
+                commit failed (nothing was written).
         """
         conn = self._connection()
+        current: _UnitOfWork | None = getattr(self._local, "uow", None)
+        if current is not None and current.conn is conn and conn.in_transaction:
+            with self._savepoint(current) as nested:
+                yield nested
+            return
         if conn.in_transaction:
-            raise StorageError("a unit of work is already open in this thread; finish it first")
+            raise StorageError("a transaction is already open on this thread's connection")
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as err:
             raise StorageError(f"{self.path}: could not start a unit of work: {err}") from err
-        cache = self._cache()
-        uow = _UnitOfWork(conn, self.converter, cache, self._encoder())
+        uow = _UnitOfWork(conn, self.converter, self._cache(), self._encoder())
+        self._local.uow = uow
         try:
-            yield uow
-        except BaseException:
-            conn.execute("ROLLBACK")
+            try:
+                yield uow
+            except BaseException:
+                self._end(conn, "ROLLBACK")
+                raise
+            self._end(conn, "COMMIT")
+        finally:
+            self._local.uow = None
+        uow.publish()
+
+    @property
+    def in_unit_of_work(self) -> bool:
+        """Whether this thread has a unit of work open on this store."""
+        return getattr(self._local, "uow", None) is not None
+
+    @contextmanager
+    def _savepoint(self, uow: _UnitOfWork) -> Iterator[_UnitOfWork]:
+        uow.depth += 1
+        name = f"potrack_{uow.depth}"
+        try:
+            self._run(uow.conn, f"SAVEPOINT {name}")
+            try:
+                yield uow
+            except BaseException:
+                self._run(uow.conn, f"ROLLBACK TO {name}")
+                self._run(uow.conn, f"RELEASE {name}")
+                uow.local.clear()  # it may hold versions the savepoint took back
+                raise
+            self._run(uow.conn, f"RELEASE {name}")
+        finally:
+            uow.depth -= 1
+
+    def _run(self, conn: sqlite3.Connection, sql: str) -> None:
+        """A statement that must not fail halfway: on failure, reset the connection."""
+        try:
+            conn.execute(sql)
+        except BaseException as err:
+            self._reset(conn)
+            if isinstance(err, Exception) and not isinstance(err, StorageError):
+                raise StorageError(f"{self.path}: {sql} failed: {err!r}") from err
             raise
+
+    def _end(self, conn: sqlite3.Connection, verb: str) -> None:
+        """COMMIT or ROLLBACK; whatever fails, no transaction (and no lock) is left behind."""
         try:
-            conn.execute("COMMIT")
-        except sqlite3.OperationalError as err:
-            conn.execute("ROLLBACK")
-            raise StorageError(f"{self.path}: commit failed, nothing was written: {err}") from err
-        for key, version, aggregate in uow.saved:
-            if len(cache) >= _CACHE_SIZE:
-                cache.clear()
-            cache[key] = (version, aggregate)
+            conn.execute(verb)
+        except BaseException as err:
+            self._reset(conn)
+            if verb == "ROLLBACK":
+                return  # closing the connection rolled the transaction back
+            if isinstance(err, Exception):
+                raise StorageError(
+                    f"{self.path}: commit failed, nothing was written: {err!r}"
+                ) from err
+            raise
+
+    def _reset(self, conn: sqlite3.Connection) -> None:
+        """Roll back whatever is open; if even that fails, close the connection (SQLite then
+        rolls back and frees the lock) so this thread's next unit of work opens a new one."""
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if not conn.in_transaction:
+                return
+        except BaseException:  # closing below is the remedy for any failure
+            pass
+        try:
+            conn.close()
+        finally:
+            self._local.conn = None
 
     def _encoder(self) -> IncrementalEncoder:
         found: IncrementalEncoder | None = getattr(self._local, "encoder", None)
@@ -797,9 +877,9 @@ class SQLiteStore:
         try:
             conn.execute(sql, args)
         except BaseException:
-            conn.execute("ROLLBACK")
+            self._end(conn, "ROLLBACK")
             raise
-        conn.execute("COMMIT")
+        self._end(conn, "COMMIT")
 
     def outbox_delivered(self, subscriber: str, seq: int, at: datetime) -> None:
         """Record that ``subscriber`` has message ``seq`` (its own small transaction)."""
