@@ -26,7 +26,7 @@ from typing import Any, Generic, TypeVar
 
 from moneyed import Money
 
-from potrack.audit import GENESIS, AuditRow, chain_hash, content_hash
+from potrack.audit import GENESIS, AuditRow, ChainKey, seal
 from potrack.events import TransitionRecord
 from potrack.exceptions import ConflictError, DuplicateError, NotFoundError
 from potrack.outbox import OutboxMessage, Pending, messages_of
@@ -239,23 +239,22 @@ class _Audit:
 
     def commit(self) -> None:
         trail = self._store._audit
+        key = self._store.chain_key
         for record, text in self.pending:
-            position = len(trail) + 1
-            prev = trail[-1].hash if trail else GENESIS
-            digest = content_hash(text)
-            trail.append(
-                AuditRow(
-                    position=position,
-                    aggregate=record.aggregate,
-                    aggregate_id=record.aggregate_id,
-                    version=record.version,
-                    at=record.at,
-                    content=text,
-                    content_hash=digest,
-                    prev_hash=prev,
-                    hash=chain_hash(position, prev, digest),
-                )
+            row = AuditRow(
+                position=len(trail) + 1,
+                aggregate=record.aggregate,
+                aggregate_id=record.aggregate_id,
+                version=record.version,
+                at=record.at,
+                content=text,
+                content_hash="",
+                prev_hash=trail[-1].hash if trail else GENESIS,
+                hash="",
+                event=record.event_name,
+                key=record.key,
             )
+            trail.append(seal(row, key=key))
 
 
 class _Outbox:
@@ -354,7 +353,9 @@ class InMemoryStore:
     writes, an exception undoes only its own, and its writes land when the outer unit commits.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, chain_key: ChainKey | None = None) -> None:
+        self.chain_key = chain_key
+        """Keys the audit trail's hashes (HMAC-SHA-256) when given; see :class:`ChainKey`."""
         self._lock = threading.RLock()
         self._open: _UnitOfWork | None = None
         self._requisitions: dict[RequisitionId, Requisition] = {}
@@ -419,6 +420,68 @@ class InMemoryStore:
             if (since is not None and row.at < since) or (until is not None and row.at >= until):
                 continue
             yield row
+
+    # -- what potrack.audit.verify reads (TrailSource) ---------------------------------------
+
+    def audit_streams(self, aggregate: str) -> Iterator[list[AuditRow]]:
+        """Each document's trail rows (version order), documents in id order."""
+        streams: dict[str, list[AuditRow]] = {}
+        for row in self.audit_rows():
+            if row.aggregate == aggregate:
+                streams.setdefault(row.aggregate_id, []).append(row)
+        for key in sorted(streams):
+            yield sorted(streams[key], key=lambda row: row.version)
+
+    def stored_documents(self, aggregate: str) -> Iterator[tuple[str, object]]:
+        """``(id, document)`` of every stored PO or requisition, in id order."""
+        with self._lock:
+            held: Any = (
+                self._purchase_orders if aggregate == "purchase_order" else self._requisitions
+            )
+            found: dict[str, Any] = dict(held)
+        for key in sorted(found):
+            yield key, found[key]
+
+    def stored_attachments(self, po_id: str) -> list[tuple[str, str, object]]:
+        """``(kind, id, document)`` of the receipts, returns and invoices stored for a PO."""
+        with self._lock:
+            return [
+                (kind, doc.id, doc)
+                for kind, docs in self._attachment_kinds()
+                for doc in docs.values()
+                if doc.po_id == po_id
+            ]
+
+    def _attachment_kinds(self) -> list[tuple[str, dict[Any, Any]]]:
+        return [
+            ("goods receipt", self._receipts),
+            ("goods return", self._returns),
+            ("invoice", self._invoices),
+        ]
+
+    def orphan_attachments(self) -> Iterator[tuple[str, str]]:
+        """``(kind, id)`` of stored receipts, returns and invoices of POs with no trail."""
+        with self._lock:
+            traced = {row.aggregate_id for row in self._audit if row.aggregate == "purchase_order"}
+            orphans = [
+                (kind, doc.id)
+                for kind, docs in self._attachment_kinds()
+                for doc in docs.values()
+                if doc.po_id not in traced
+            ]
+        yield from orphans
+
+    def stored_payments(self) -> Iterator[tuple[str, object]]:
+        """``(id, payment)`` of every stored payment."""
+        with self._lock:
+            found = list(self._payments.items())
+        yield from found
+
+    def outbox_messages(self) -> Iterator[OutboxMessage]:
+        """The whole outbox in sequence order."""
+        with self._lock:
+            found = list(self._outbox)
+        yield from found
 
     def outbox_pending(self, subscriber: str, limit: int) -> list[Pending]:
         """The oldest ``limit`` messages ``subscriber`` has not had, in order."""

@@ -39,12 +39,21 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from potrack.audit import GENESIS, AuditRow, chain_hash, content_hash
+from potrack.audit import (
+    GENESIS,
+    HASH_V2,
+    AuditRow,
+    ChainKey,
+    chain_hash,
+    content_hash,
+    link_hash,
+    row_digest,
+)
 from potrack.events import TransitionRecord
 from potrack.exceptions import (
     ConflictError,
@@ -73,7 +82,7 @@ from potrack.serialization import (
     make_converter,
 )
 
-__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
+__all__ = ["SCHEMA_VERSION", "SQLiteStore", "open_trail"]
 
 T = TypeVar("T")
 
@@ -160,6 +169,14 @@ _V2_TRIGGERS = tuple(
     for verb, done in (("UPDATE", "changed"), ("DELETE", "deleted"))
 )
 
+
+def _v3_hash_scheme(conn: sqlite3.Connection) -> None:
+    """3: each trail row records how it was hashed (``scheme``): rows written before stay
+    ``v1`` (the hash covers the record's JSON; verify checks the other columns against it), new
+    rows are ``v2`` (the hash covers every column) or keyed (``hmac-sha256:<key id>``)."""
+    conn.execute("ALTER TABLE transitions ADD COLUMN scheme TEXT NOT NULL DEFAULT 'v1'")
+
+
 _MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     # 1: aggregates, documents, transition records, sequences
     """
@@ -216,6 +233,7 @@ _MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     );
     """,
     _v2_audit_and_outbox,
+    _v3_hash_scheme,
 )
 
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -434,23 +452,24 @@ class _Transitions:
             "SELECT position, hash FROM transitions ORDER BY position DESC LIMIT 1"
         ).fetchone()
         position, prev = (1, GENESIS) if head is None else (head[0] + 1, head[1])
-        digest = content_hash(text)
+        key = self._uow.chain_key
+        scheme = HASH_V2 if key is None else key.scheme
+        columns = (
+            record.aggregate,
+            record.aggregate_id,
+            record.version,
+            record.event.key,
+            record.event_name,
+            _micros(record.at),
+            text,
+        )
+        digest = row_digest(scheme, *columns)
+        link = link_hash(scheme, position, prev, digest, None if key is None else key.secret)
         conn.execute(
             "INSERT INTO transitions (aggregate, aggregate_id, version, key, event, at_us, record, "
-            "position, content_hash, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                record.aggregate,
-                record.aggregate_id,
-                record.version,
-                record.event.key,
-                record.event_name,
-                _micros(record.at),
-                text,
-                position,
-                digest,
-                prev,
-                chain_hash(position, prev, digest),
-            ),
+            "position, content_hash, prev_hash, hash, scheme) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (*columns, position, digest, prev, link, scheme),
         )
 
     def for_aggregate(self, aggregate: str, aggregate_id: str) -> tuple[TransitionRecord, ...]:
@@ -529,8 +548,10 @@ class _UnitOfWork:
         converter: PotrackConverter,
         cache: dict[tuple[str, str], tuple[int, Any]],
         encoder: IncrementalEncoder,
+        chain_key: ChainKey | None = None,
     ) -> None:
         self.conn = conn
+        self.chain_key = chain_key
         self.converter = converter
         self.cache = cache
         self.encoder = encoder
@@ -603,6 +624,9 @@ class SQLiteStore:
             default, 10,000 (about 40 MiB of WAL), checkpoints ten times less often than SQLite's
             own default of 1,000 and lifts write throughput by about a quarter; lower it where
             disk space for the WAL is scarce.
+        chain_key: keys the audit trail (HMAC-SHA-256, see :class:`~potrack.audit.ChainKey`):
+            records appended through this store carry its key id; rotate by opening the store
+            with a new key and keeping the old ones for :func:`~potrack.audit.verify`.
 
     Raises:
         SchemaVersionError: the file was written by a newer potrack.
@@ -617,6 +641,7 @@ class SQLiteStore:
         synchronous: str = "NORMAL",
         converter: PotrackConverter | None = None,
         checkpoint_pages: int = 10_000,
+        chain_key: ChainKey | None = None,
     ) -> None:
         if synchronous not in ("NORMAL", "FULL"):
             raise ValueError(f"synchronous must be 'NORMAL' or 'FULL', got {synchronous!r}")
@@ -627,6 +652,7 @@ class SQLiteStore:
         self.synchronous = synchronous
         self.checkpoint_pages = checkpoint_pages
         self.converter = converter or make_converter()
+        self.chain_key = chain_key
         self._local = threading.local()
         self._migrate()
 
@@ -710,7 +736,7 @@ class SQLiteStore:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as err:
             raise StorageError(f"{self.path}: could not start a unit of work: {err}") from err
-        uow = _UnitOfWork(conn, self.converter, self._cache(), self._encoder())
+        uow = _UnitOfWork(conn, self.converter, self._cache(), self._encoder(), self.chain_key)
         self._local.uow = uow
         try:
             try:
@@ -816,24 +842,12 @@ class SQLiteStore:
             ("at_us >= ?", None if since is None else _micros(since)),
             ("at_us < ?", None if until is None else _micros(until)),
         )
-        conn = self._connection()
-        rows = conn.execute(
-            "SELECT position, aggregate, aggregate_id, version, at_us, record, content_hash, "
-            f"prev_hash, hash FROM transitions {clause} ORDER BY position",
-            args,
-        ).fetchall()
-        for position, aggregate, agg_id, version, at_us, record, digest, prev, link in rows:
-            yield AuditRow(
-                position=position,
-                aggregate=aggregate,
-                aggregate_id=agg_id,
-                version=version,
-                at=_from_micros(at_us),
-                content=record,
-                content_hash=digest,
-                prev_hash=prev,
-                hash=link,
-            )
+        yield from _trail_rows(self._connection(), clause, args)
+
+    def read_only_trail(self) -> AbstractContextManager[_ReadOnlyTrail]:
+        """This store's file opened read-only, in one snapshot: what :func:`potrack.audit.verify`
+        reads (it never changes the file)."""
+        return open_trail(self.path)
 
     # -- outbox -----------------------------------------------------------------------------------
 
@@ -904,3 +918,182 @@ class SQLiteStore:
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+_ROW_SQL = (
+    "SELECT position, aggregate, aggregate_id, version, at_us, record, content_hash, prev_hash, "
+    "hash, event, key, scheme FROM transitions"
+)
+
+
+def _trail_rows(conn: sqlite3.Connection, clause: str = "", args: Any = ()) -> Iterator[AuditRow]:
+    """Trail rows as the cursor yields them (never the whole trail in memory)."""
+    cursor = conn.execute(f"{_ROW_SQL} {clause} ORDER BY position", args)
+    return _as_rows(cursor)
+
+
+def _as_rows(cursor: sqlite3.Cursor) -> Iterator[AuditRow]:
+    for (
+        position,
+        aggregate,
+        agg_id,
+        version,
+        at_us,
+        record,
+        digest,
+        prev,
+        link,
+        event,
+        key,
+        scheme,
+    ) in cursor:
+        yield AuditRow(
+            position=position,
+            aggregate=aggregate,
+            aggregate_id=agg_id,
+            version=version,
+            at=_from_micros(at_us),
+            content=record,
+            content_hash=digest,
+            prev_hash=prev,
+            hash=link,
+            event=event,
+            key=key,
+            scheme=scheme,
+        )
+
+
+_ATTACHMENT_KINDS = ("goods receipt", "goods return", "invoice")
+
+
+class _ReadOnlyTrail:
+    """A potrack database opened read-only in one read transaction (see :func:`open_trail`)."""
+
+    def __init__(self, conn: sqlite3.Connection, path: str) -> None:
+        self._conn = conn
+        self.path = path
+
+    def audit_rows(
+        self,
+        *,
+        aggregate_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Iterator[AuditRow]:
+        """The trail in position order (filtered: a PO's records, or a period's)."""
+        clause, args = _where(
+            ("aggregate_id = ?", aggregate_id),
+            ("at_us >= ?", None if since is None else _micros(since)),
+            ("at_us < ?", None if until is None else _micros(until)),
+        )
+        return _trail_rows(self._conn, clause, args)
+
+    def audit_streams(self, aggregate: str) -> Iterator[list[AuditRow]]:
+        """Each document's rows (version order), documents in id order."""
+        cursor = self._conn.execute(
+            f"{_ROW_SQL} WHERE aggregate = ? ORDER BY aggregate_id, version", (aggregate,)
+        )
+        stream: list[AuditRow] = []
+        for row in _as_rows(cursor):
+            if stream and stream[0].aggregate_id != row.aggregate_id:
+                yield stream
+                stream = []
+            stream.append(row)
+        if stream:
+            yield stream
+
+    def stored_documents(self, aggregate: str) -> Iterator[tuple[str, object]]:
+        """``(id, JSON)`` of every stored PO or requisition, in id order."""
+        table = "purchase_orders" if aggregate == "purchase_order" else "requisitions"
+        yield from self._conn.execute(f"SELECT id, doc FROM {table} ORDER BY id")
+
+    def stored_attachments(self, po_id: str) -> list[tuple[str, str, object]]:
+        """``(kind, id, JSON)`` of the receipts, returns and invoices stored for a PO."""
+        return list(
+            self._conn.execute(
+                "SELECT kind, id, doc FROM documents WHERE kind IN (?, ?, ?) AND po_id = ? "
+                "ORDER BY seq",
+                (*_ATTACHMENT_KINDS, po_id),
+            )
+        )
+
+    def orphan_attachments(self) -> Iterator[tuple[str, str]]:
+        """``(kind, id)`` of stored receipts, returns and invoices of POs with no trail."""
+        yield from self._conn.execute(
+            "SELECT kind, id FROM documents d WHERE kind IN (?, ?, ?) AND NOT EXISTS "
+            "(SELECT 1 FROM transitions t WHERE t.aggregate = 'purchase_order' "
+            "AND t.aggregate_id = d.po_id)",
+            _ATTACHMENT_KINDS,
+        )
+
+    def stored_payments(self) -> Iterator[tuple[str, object]]:
+        """``(id, JSON)`` of every stored payment."""
+        yield from self._conn.execute("SELECT id, doc FROM documents WHERE kind = 'payment'")
+
+    def outbox_messages(self) -> Iterator[OutboxMessage]:
+        """The whole outbox in sequence order."""
+        for seq, name, aggregate, agg_id, version, at_us, actor, event, data in self._conn.execute(
+            "SELECT seq, name, aggregate, aggregate_id, version, at_us, actor, event, data "
+            "FROM outbox ORDER BY seq"
+        ):
+            try:
+                parsed = json.loads(data)
+            except ValueError:
+                parsed = data
+            yield OutboxMessage(
+                seq=seq,
+                name=name,
+                aggregate=aggregate,
+                aggregate_id=agg_id,
+                version=version,
+                at=_from_micros(at_us),
+                actor=actor,
+                event=event,
+                data=parsed,
+            )
+
+
+@contextmanager
+def open_trail(path: str | os.PathLike[str]) -> Iterator[_ReadOnlyTrail]:
+    """Open a potrack database read-only, in one snapshot, to verify or export its trail.
+
+    Nothing is written: no schema is created or migrated, the journal mode is left alone.
+
+    Raises:
+        StorageError: no such file, an empty file, not a SQLite database, a SQLite database that
+            potrack did not make, or one of an older schema (open it once with
+            :class:`SQLiteStore` to migrate it, then verify).
+        SchemaVersionError: a database written by a newer potrack.
+    """
+    where = str(Path(path))
+    if not os.path.isfile(where):
+        raise StorageError(f"{where}: no such file")
+    if os.path.getsize(where) == 0:
+        raise StorageError(f"{where}: an empty file, not a potrack database")
+    uri = f"{Path(where).resolve().as_uri()}?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+    except sqlite3.Error as err:
+        raise StorageError(f"{where}: cannot open read-only: {err}") from err
+    try:
+        try:
+            conn.execute("BEGIN")
+            (found,) = conn.execute("PRAGMA user_version").fetchone()
+            (tables,) = conn.execute(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'"
+            ).fetchone()
+        except sqlite3.DatabaseError as err:
+            raise StorageError(f"{where}: not a SQLite database ({err})") from err
+        if found == 0:
+            what = "has tables but is not" if tables else "is an empty SQLite database, not"
+            raise StorageError(f"{where}: {what} a potrack database")
+        if found > SCHEMA_VERSION:
+            raise SchemaVersionError(where, found, SCHEMA_VERSION)
+        if found < SCHEMA_VERSION:
+            raise StorageError(
+                f"{where}: written by an older potrack (schema version {found}, this one reads "
+                f"{SCHEMA_VERSION}); open it once with SQLiteStore to migrate it, then verify"
+            )
+        yield _ReadOnlyTrail(conn, where)
+    finally:
+        conn.close()
