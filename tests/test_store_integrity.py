@@ -186,3 +186,66 @@ def test_block_allocator_refuses_to_reserve_inside_an_open_unit(tmp_path: Path, 
     _rolled_back(store, inside)
     numbers = [allocator.allocate(_CTX) for _ in range(6)]
     assert numbers[0] == "PO-2026-000001" and len(set(numbers)) == 6
+
+
+def _issued(svc: Any, s: Any, lines: int) -> Any:
+    from potrack import approval as ap
+    from potrack.events import Issue, RecordDecision, SubmitForApproval
+    from potrack.records import ApprovalDecision, Decision
+
+    po = svc.create_order(s.po_document(lines=lines, quantity="10"), s.buyer, s.at(0)).document
+    po = svc.order(po.id, SubmitForApproval(), s.buyer, s.at(0.1)).document
+    while po.approval is not None and ap.active_steps(po.approval):
+        for step in ap.active_steps(po.approval):
+            who = ap.step_candidates(po.approval, step)[0]
+            decision = ApprovalDecision(
+                step_id=step.step_id, actor=who, decision=Decision.APPROVE, at=s.at(0.2)
+            )
+            actor = s.directory.actor(who)
+            po = svc.order(po.id, RecordDecision(decision=decision), actor, s.at(0.2)).document
+    return svc.order(po.id, Issue(), s.buyer, s.at(0.3)).document
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_a_receipt_applied_before_the_unit_opens_is_redone_if_the_po_moved_meanwhile(
+    tmp_path: Path, kind: str
+) -> None:
+    from decimal import Decimal
+
+    from potrack.audit import verify
+    from potrack.events import AddComment, ReceiveGoods
+    from potrack.records import GoodsReceipt, ReceiptId, ReceiptLine
+    from potrack.service import Purchasing
+    from potrack.testing.scenario import Scenario
+
+    s = Scenario()
+    store: Store = InMemoryStore() if kind == "memory" else SQLiteStore(tmp_path / "r.sqlite")
+
+    class Racing(Purchasing):
+        def _applied_before(self, *args: Any) -> Any:
+            early = super()._applied_before(*args)
+            Purchasing(store, s.lifecycle).order(
+                po.id, AddComment(text="meanwhile"), s.buyer, s.at(4)
+            )
+            return early
+
+    po = _issued(Purchasing(store, s.lifecycle, numbers=s.numbers), s, lines=300)
+    receipt = GoodsReceipt(
+        id=ReceiptId("GR-1"),
+        po_id=po.id,
+        received_at=s.at(5),
+        received_by=s.receiver.id,
+        lines=tuple(
+            ReceiptLine(line_no=n, received=Decimal(n % 7 + 1), rejected=Decimal(0))
+            for n in range(300, 0, -1)
+        ),
+    )
+    applied = Racing(store, s.lifecycle).order(
+        po.id, ReceiveGoods(receipt=receipt), s.receiver, s.at(5)
+    )
+    after = applied.document
+    assert after.version == po.version + 2
+    assert [c.text for c in after.comments] == ["meanwhile"]
+    assert sum(p.received for p in after.progress) == sum(n % 7 + 1 for n in range(1, 301))
+    assert after.line_progress(300).received == Decimal(300 % 7 + 1)
+    assert verify(store).ok
