@@ -249,3 +249,33 @@ def test_a_receipt_applied_before_the_unit_opens_is_redone_if_the_po_moved_meanw
     assert sum(p.received for p in after.progress) == sum(n % 7 + 1 for n in range(1, 301))
     assert after.line_progress(300).received == Decimal(300 % 7 + 1)
     assert verify(store).ok
+
+
+@pytest.mark.parametrize("lossy", ["prices", "times"])
+def test_the_conformance_kit_fails_a_store_that_rounds(tmp_path: Path, lossy: str) -> None:
+    from datetime import datetime
+    from decimal import Decimal
+
+    from moneyed import Money
+
+    from potrack.serialization import make_converter
+    from potrack.testing import run_conformance
+
+    converter = make_converter()
+    if lossy == "prices":
+        exact = converter.get_unstructure_hook(Money)
+        converter.register_unstructure_hook(
+            Money, lambda m: exact(Money(m.amount.quantize(Decimal("0.01")), m.currency))
+        )
+    else:
+        converter.register_unstructure_hook(
+            datetime, lambda t: t.replace(microsecond=0).isoformat()
+        )
+    paths = iter(range(100))
+    failures = run_conformance(
+        lambda: SQLiteStore(tmp_path / f"{next(paths)}.sqlite", converter=converter),
+        lambda store: SQLiteStore(store.path, converter=converter),  # type: ignore[attr-defined]
+    )
+    assert [f.check for f in failures] == ["test_values_are_exact"]
+    want = "98765432101.12" if lossy == "prices" else "2026-03-04 05:06:07+05:30"
+    assert want in failures[0].message
