@@ -202,8 +202,9 @@ def link_hash(
 def parse_anchor(text: str | tuple[int, str]) -> tuple[int, str]:
     """An anchor ``POSITION:HASH`` (position 1 or more, 64 hex digits, either case).
 
-    >>> parse_anchor("12:" + "AB" * 32)[1][:6]
-    'ababab'
+    >>> position, digest = parse_anchor("12:" + "AB" * 32)
+    >>> position, digest == "ab" * 32
+    (12, True)
 
     Raises:
         ValidationError: anything else (``0:...``, a short hash, spaces...).
