@@ -16,7 +16,10 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from potrack import audit
 from potrack.cli import main
@@ -527,3 +530,50 @@ def test_verify_of_a_store_object_reads_a_snapshot_read_only(db: Path) -> None:
     before = _fingerprint(db)
     assert audit.verify(store).ok
     assert _fingerprint(db) == before
+
+
+def _memory_chain() -> list[audit.AuditRow]:
+    from potrack.events import AddComment
+    from potrack.memory import InMemoryStore
+    from potrack.service import Purchasing
+    from potrack.testing.scenario import Scenario
+
+    s = Scenario()
+    store = InMemoryStore()
+    svc = Purchasing(store, s.lifecycle)
+    for i in range(3):
+        po = svc.create_order(s.po_document(), s.buyer, s.at(i)).document
+        svc.order(po.id, AddComment(text="note"), s.buyer, s.at(i + 0.5))
+    return list(store.audit_rows())
+
+
+MEMORY_CHAIN = _memory_chain()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_an_edit_of_any_column_of_any_record_is_found_where_it_happened(
+    data: st.DataObject,
+) -> None:
+    from datetime import timedelta
+
+    rows = MEMORY_CHAIN
+    i = data.draw(st.integers(0, len(rows) - 1))
+    column = data.draw(
+        st.sampled_from(["aggregate", "aggregate_id", "version", "at", "event", "key", "content"])
+    )
+    row = rows[i]
+    changed = {
+        "aggregate": "requisition",
+        "aggregate_id": row.aggregate_id + "X",
+        "version": row.version + 1,
+        "at": row.at + timedelta(microseconds=data.draw(st.integers(1, 10**12))),
+        "event": "decide",
+        "key": row.key + "0",
+        "content": row.content.replace("note", "NOTE") + " ",
+    }[column]
+    tampered = [*rows[:i], attrs.evolve(row, **{column: changed}), *rows[i + 1 :]]
+    report = audit.verify_rows(tampered)
+    assert (report.ok, report.problem, report.position) == (False, "edited", i + 1)
+    anchored = audit.verify_rows(tampered, rows and (rows[-1].position, rows[-1].hash))
+    assert (anchored.problem, anchored.position) == ("edited", i + 1)
