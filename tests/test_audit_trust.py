@@ -577,3 +577,18 @@ def test_an_edit_of_any_column_of_any_record_is_found_where_it_happened(
     assert (report.ok, report.problem, report.position) == (False, "edited", i + 1)
     anchored = audit.verify_rows(tampered, rows and (rows[-1].position, rows[-1].hash))
     assert (anchored.problem, anchored.position) == ("edited", i + 1)
+
+
+def test_cli_verifies_a_keyed_chain_with_key_files(keyed_demo: Path, tmp_path: Path) -> None:
+    key_file = tmp_path / "chain.key"
+    key_file.write_bytes(KEY.secret + b"\n")
+    wrong = tmp_path / "wrong.key"
+    wrong.write_bytes(b"w" * 32)
+    status, text = _cli("audit", "verify", str(keyed_demo), "--key", f"{KEY.id}={key_file}")
+    assert status == 0 and "intact: 43 records" in text and "NOT checked" not in text
+    status, text = _cli("audit", "verify", str(keyed_demo), "--key", f"{KEY.id}={wrong}")
+    assert status == 1 and "broken at position 1: forged" in text
+    status, text = _cli("audit", "verify", str(keyed_demo))
+    assert status == 0 and "keyed links NOT checked (no key given for 2026-q4)" in text
+    status, text = _cli("audit", "verify", str(keyed_demo), "--key", "no-equals-sign")
+    assert status == 2 and "KEY_ID=FILE" in text

@@ -161,7 +161,8 @@ def _parser() -> argparse.ArgumentParser:
         "--key",
         action="append",
         metavar="KEY_ID=FILE",
-        help="a chain key (repeat for rotated keys); every record must then be keyed",
+        help="a chain key: its id and a file holding its secret (repeat for rotated keys); "
+        "every record must then be keyed",
     )
     verify.add_argument(
         "--keyed-from",
@@ -330,7 +331,10 @@ def _verify(args: argparse.Namespace, out: TextIO) -> int:
             key_id, sep, key_file = spec.partition("=")
             if not sep or not key_id or not key_file:
                 raise _Refused(f"--key must be KEY_ID=FILE, got {spec!r}")
-            keys.append(ChainKey(key_id, _existing(key_file).read_bytes().strip()))
+            # The secret exactly as the host gives it to ChainKey; one trailing newline (an
+            # editor's) is not part of it.
+            secret = _existing(key_file).read_bytes().removesuffix(b"\n")
+            keys.append(ChainKey(key_id, secret))
     report = verify(path, anchor, keys=keys, keyed_from=args.keyed_from)
     out.write(f"{path}: {report}\n")
     if report.ok:
