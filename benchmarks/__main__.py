@@ -19,6 +19,8 @@ MODULES = [
     "bench_matching",
     "bench_metrics",
     "bench_storage",
+    "bench_audit",
+    "bench_receiving",
     "bench_pandas",
 ]
 

@@ -16,19 +16,23 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from benchmarks._harness import Benchmark, Result
+from potrack.audit import ChainKey
 from potrack.events import AddComment
 from potrack.service import Purchasing
 from potrack.sqlite import SQLiteStore
 from potrack.testing.scenario import Scenario
 
+_KEY = b"benchmark chain key, 32 bytes.."
+
 
 def _writer(
-    path: str, worker: int, orders: int, per_order: int, start_at: float
+    path: str, worker: int, orders: int, per_order: int, start_at: float, keyed: bool = False
 ) -> tuple[int, float]:
     """Create ``orders`` POs (untimed), then wait for the common start and comment on them;
     returns (events, seconds)."""
     s = Scenario()
-    store = SQLiteStore(path, timeout=120)
+    key = ChainKey("bench", _KEY) if keyed else None
+    store = SQLiteStore(path, timeout=120, chain_key=key)
     svc = Purchasing(store, s.lifecycle, clock=s.clock)
     ids = [
         svc.create_order(s.po_document(id=f"B{worker}-{i}"), s.buyer).document.id
@@ -48,7 +52,7 @@ def _writer(
     return events, took
 
 
-def throughput(writers: int) -> Any:
+def throughput(writers: int, keyed: bool = False) -> Any:
     def run(smoke: bool) -> Result:
         orders, per_order = (10, 10) if smoke else (50, 40)
         samples = []
@@ -59,12 +63,12 @@ def throughput(writers: int) -> Any:
             SQLiteStore(path).close()
             start_at = time.time() + (1.0 if writers == 1 else 4.0)
             if writers == 1:
-                results = [_writer(path, 0, orders, per_order, start_at)]
+                results = [_writer(path, 0, orders, per_order, start_at, keyed)]
             else:
                 ctx = multiprocessing.get_context("spawn")
                 with ProcessPoolExecutor(writers, mp_context=ctx) as pool:
                     futures = [
-                        pool.submit(_writer, path, w, orders, per_order, start_at)
+                        pool.submit(_writer, path, w, orders, per_order, start_at, keyed)
                         for w in range(writers)
                     ]
                     results = [f.result() for f in futures]
@@ -74,7 +78,8 @@ def throughput(writers: int) -> Any:
             total = events
             os.unlink(path)
         return Result(
-            f"storage: SQLite events committed, {writers} writer{'s' if writers > 1 else ''}",
+            f"storage: SQLite events committed, {'keyed chain, ' if keyed else ''}"
+            f"{writers} writer{'s' if writers > 1 else ''}",
             "≥ 2,000/s",
             "events/s",
             samples,
@@ -88,4 +93,10 @@ def throughput(writers: int) -> Any:
 BENCHMARKS = [
     Benchmark("storage: SQLite events committed, 1 writer", throughput(1)),
     Benchmark("storage: SQLite events committed, 4 writers", throughput(4), processes=1),
+    Benchmark("storage: SQLite events committed, keyed chain, 1 writer", throughput(1, True)),
+    Benchmark(
+        "storage: SQLite events committed, keyed chain, 4 writers",
+        throughput(4, True),
+        processes=1,
+    ),
 ]

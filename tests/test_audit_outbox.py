@@ -55,8 +55,10 @@ def test_every_record_is_chained_in_commit_order(store: Any) -> None:
     assert [r.position for r in rows] == list(range(1, 10))
     assert rows[0].prev_hash == audit.GENESIS
     assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(rows))
+    assert all(r.scheme == audit.HASH_V2 for r in rows)
     assert all(
-        r.hash == audit.chain_hash(r.position, r.prev_hash, audit.content_hash(r.content))
+        r.hash == audit.link_hash("v2", r.position, r.prev_hash, r.digest())
+        and r.content_hash == r.digest()
         for r in rows
     )
     report = audit.verify(store)
@@ -84,16 +86,7 @@ def rewrite(rows: list[audit.AuditRow], index: int, **changes: Any) -> list[audi
 def rehash(
     row: audit.AuditRow, position: int | None = None, prev: str | None = None
 ) -> audit.AuditRow:
-    position = row.position if position is None else position
-    prev = row.prev_hash if prev is None else prev
-    digest = audit.content_hash(row.content)
-    return attrs.evolve(
-        row,
-        position=position,
-        prev_hash=prev,
-        content_hash=digest,
-        hash=audit.chain_hash(position, prev, digest),
-    )
+    return audit.seal(row, position=position, prev_hash=prev)
 
 
 @pytest.fixture
@@ -338,31 +331,73 @@ def test_dispatcher_needs_an_outbox_and_subscribers() -> None:
 # -- the schema --------------------------------------------------------------------------------------------
 
 
-def test_a_version_1_database_is_migrated_and_its_records_chained(tmp_path: Path) -> None:
+def _version_1_copy(source: SQLiteStore, old: Path, *, event: str | None = None) -> None:
+    """A schema-1 database holding ``source``'s POs and records (``event``: a wrong event
+    column, which the v1 hash does not cover)."""
     from potrack.sqlite import _MIGRATIONS
 
+    conn = sqlite3.connect(old)
+    conn.executescript(str(_MIGRATIONS[0]))
+    for r in source.audit_rows():
+        conn.execute(
+            "INSERT INTO transitions (aggregate, aggregate_id, version, key, event, at_us, record) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                r.aggregate,
+                r.aggregate_id,
+                r.version,
+                r.key,
+                event or r.event,
+                audit.micros(r.at),
+                r.content,
+            ),
+        )
+    src = sqlite3.connect(source.path)
+    for row in src.execute("SELECT * FROM purchase_orders"):
+        conn.execute("INSERT INTO purchase_orders VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+
+
+def test_a_version_1_database_is_migrated_and_its_records_chained(tmp_path: Path) -> None:
     source = SQLiteStore(tmp_path / "new.sqlite")
     fill(source, orders=2, comments=1)
     records = list(source.audit_rows())
     old = tmp_path / "old.sqlite"
-    conn = sqlite3.connect(old)
-    conn.executescript(str(_MIGRATIONS[0]))
-    for r in records:
-        conn.execute(
-            "INSERT INTO transitions (aggregate, aggregate_id, version, key, event, at_us, record) "
-            "VALUES (?, ?, ?, ?, ?, 0, ?)",
-            (r.aggregate, r.aggregate_id, r.version, r.record["event"]["key"], "x", r.content),
-        )
-    conn.execute("PRAGMA user_version = 1")
-    conn.commit()
-    conn.close()
+    _version_1_copy(source, old)
     migrated = SQLiteStore(old)
-    assert migrated.schema_version == SCHEMA_VERSION == 3
+    assert migrated.schema_version == SCHEMA_VERSION == 4
     rows = list(migrated.audit_rows())
-    assert [r.hash for r in rows] == [r.hash for r in records]  # the same chain as written new
-    assert audit.verify(migrated).ok
+    assert [r.scheme for r in rows] == ["v1"] * len(records)  # old rows keep their hash
+    prev = audit.GENESIS
+    for r in rows:
+        assert r.hash == audit.chain_hash(r.position, prev, audit.content_hash(r.content))
+        prev = r.hash
+    report = audit.verify(migrated)
+    assert report.ok, str(report)
+    assert report.documents == 2
     with migrated.unit_of_work() as uow:
         assert len(uow.transitions.for_aggregate("purchase_order", records[0].aggregate_id)) == 2
+    s = Scenario()
+    s.clock.set(s.at(9))
+    Purchasing(migrated, s.lifecycle, clock=s.clock).order(
+        records[0].aggregate_id, AddComment(text="new"), s.buyer
+    )
+    after = list(migrated.audit_rows())
+    assert after[-1].scheme == "v2" and after[-1].prev_hash == rows[-1].hash
+    assert audit.verify(migrated).ok
+
+
+def test_a_v1_row_whose_columns_disagree_with_its_record_is_reported(tmp_path: Path) -> None:
+    source = SQLiteStore(tmp_path / "new.sqlite")
+    fill(source, orders=1, comments=1)
+    old = tmp_path / "old.sqlite"
+    _version_1_copy(source, old, event="decide")
+    report = audit.verify(SQLiteStore(old))
+    assert not report.ok
+    assert [(f.kind, f.position) for f in report.findings] == [("uncovered", 1), ("uncovered", 2)]
+    assert "event" in report.findings[0].detail
 
 
 def test_conflicts_retry_through_the_helper(tmp_path: Path) -> None:

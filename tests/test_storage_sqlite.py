@@ -70,14 +70,13 @@ def test_not_a_database(tmp_path: Path) -> None:
         SQLiteStore(path)
 
 
-def test_nested_unit_of_work_is_refused(tmp_path: Path) -> None:
+def test_nested_unit_of_work_is_a_savepoint(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "n.sqlite")
-    with (
-        store.unit_of_work(),
-        pytest.raises(StorageError, match="already open"),
-        store.unit_of_work(),
-    ):
-        pass
+    with store.unit_of_work() as outer, store.unit_of_work() as inner:
+        assert inner is outer
+        inner.purchase_orders.save(sample_po())
+    with store.unit_of_work() as uow:
+        assert uow.purchase_orders.get("PO-1") is not None
 
 
 def test_schema_version_is_recorded(tmp_path: Path) -> None:

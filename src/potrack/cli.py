@@ -53,7 +53,10 @@ _EPILOG = {
         examples:
           potrack audit verify purchasing.sqlite
           potrack audit verify purchasing.sqlite --anchor 1042:9f2c...e1
-        exit status 1 when the trail is broken.
+          potrack audit verify purchasing.sqlite --key 2026-q4=/etc/potrack/chain-2026-q4.key
+        opens the file read-only (never changes it); replays every document from its trail.
+        exit status 1 when the trail is broken or a document or message differs from it;
+        2 for a file that is not a potrack database of this schema version.
     """,
     "number": """
         examples:
@@ -154,6 +157,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("db", metavar="DB")
     verify.add_argument("--anchor", help="POSITION:HASH kept from an earlier verification")
+    verify.add_argument(
+        "--key",
+        action="append",
+        metavar="KEY_ID=FILE",
+        help="a chain key: its id and a file holding its secret (repeat for rotated keys); "
+        "every record must then be keyed",
+    )
+    verify.add_argument(
+        "--keyed-from",
+        type=int,
+        default=1,
+        metavar="POSITION",
+        help="with --key: the first position that must be keyed (default 1)",
+    )
 
     number = sub(
         commands,
@@ -303,21 +320,22 @@ def _lint(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _verify(args: argparse.Namespace, out: TextIO) -> int:
-    from potrack.audit import verify
-    from potrack.sqlite import SQLiteStore
+    from potrack.audit import ChainKey, parse_anchor, verify
 
     path = _existing(args.db)
-    anchor = None
-    if args.anchor:
-        position, _, digest = args.anchor.partition(":")
-        if not position.isdigit() or len(digest) != 64:
-            raise _Refused(f"--anchor must be POSITION:HASH (64 hex digits), got {args.anchor!r}")
-        anchor = (int(position), digest)
-    store = SQLiteStore(path)
-    try:
-        report = verify(store, anchor)
-    finally:
-        store.close()
+    anchor = None if args.anchor is None else parse_anchor(args.anchor)
+    keys = None
+    if args.key:
+        keys = []
+        for spec in args.key:
+            key_id, sep, key_file = spec.partition("=")
+            if not sep or not key_id or not key_file:
+                raise _Refused(f"--key must be KEY_ID=FILE, got {spec!r}")
+            # The secret exactly as the host gives it to ChainKey; one trailing newline (an
+            # editor's) is not part of it.
+            secret = _existing(key_file).read_bytes().removesuffix(b"\n")
+            keys.append(ChainKey(key_id, secret))
+    report = verify(path, anchor, keys=keys, keyed_from=args.keyed_from)
     out.write(f"{path}: {report}\n")
     if report.ok:
         out.write(f"anchor to keep: {report.head[0]}:{report.head[1]}\n")

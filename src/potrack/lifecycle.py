@@ -828,14 +828,26 @@ def _allowance(m: PurchaseOrderLifecycle, line: PurchaseOrderLine) -> Decimal:
     return m.over_receipt_allowance
 
 
+def _lines_by_no(po: PurchaseOrder) -> dict[int, PurchaseOrderLine]:
+    """The PO's lines by number: one pass, so checking a document's lines stays linear."""
+    return {line.line_no: line for line in po.lines}
+
+
+def _progress_by_no(po: PurchaseOrder) -> dict[int, LineProgress]:
+    """The PO's line progress by number (a line with nothing yet is absent)."""
+    return {p.line_no: p for p in po.progress}
+
+
 def _over_receipts(c: _Context) -> list[tuple[int, str]]:
     po: PurchaseOrder = c.doc
     out = []
+    lines = _lines_by_no(po)
+    progress = _progress_by_no(po)
     for rl in c.event.receipt.lines:
-        line = po.line(rl.line_no)
+        line = lines.get(rl.line_no)
         if line is None:
             continue
-        p = po.line_progress(rl.line_no)
+        p = progress.get(rl.line_no) or LineProgress(line_no=rl.line_no)
         after = p.received - p.returned + rl.received
         allowance = _allowance(c.machine, line)
         limit = line.quantity * (1 + allowance / _HUNDRED)
@@ -858,8 +870,9 @@ def _g_receive(c: _Context) -> Iterable[str]:
     if receipt.id in po.receipts:
         yield f"receipt {receipt.id} is already recorded"
     yield from _unknown_lines(po, (rl.line_no for rl in receipt.lines), "the receipt")
+    lines = _lines_by_no(po)
     for rl in receipt.lines:
-        line = po.line(rl.line_no)
+        line = lines.get(rl.line_no)
         if line is not None and rl.uom is not None and rl.uom != line.uom:
             yield (
                 f"line {rl.line_no}: received in {rl.uom}, but the line is ordered in "
@@ -879,8 +892,10 @@ def _g_inspect(c: _Context) -> Iterable[str]:
     if e.receipt_id not in po.receipts:
         yield f"receipt {e.receipt_id} is not recorded on {po.label}"
     yield from _unknown_lines(po, (il.line_no for il in e.lines), "the inspection")
+    progress = _progress_by_no(po)
     for il in e.lines:
-        waiting = po.line_progress(il.line_no).pending_inspection
+        found = progress.get(il.line_no)
+        waiting = _ZERO if found is None else found.pending_inspection
         if il.accepted + il.rejected > waiting:
             yield (
                 f"line {il.line_no}: inspecting {il.accepted + il.rejected} but only {waiting} "
@@ -895,8 +910,9 @@ def _g_return(c: _Context) -> Iterable[str]:
     if ret.id in po.returns:
         yield f"return {ret.id} is already recorded"
     yield from _unknown_lines(po, (rl.line_no for rl in ret.lines), "the return")
+    progress = _progress_by_no(po)
     for rl in ret.lines:
-        p = po.line_progress(rl.line_no)
+        p = progress.get(rl.line_no) or LineProgress(line_no=rl.line_no)
         if rl.quantity > p.received - p.returned:
             yield (
                 f"line {rl.line_no}: returning {rl.quantity} but only "
@@ -940,8 +956,9 @@ def _g_credit(c: _Context) -> Iterable[str]:
             continue
         q, a = per_line.get(ln.po_line_no, (_ZERO, _ZERO))
         per_line[ln.po_line_no] = (q + ln.quantity, a + ln.net_amount.amount * rate)
+    progress = _progress_by_no(po)
     for line_no, (qty, amount) in sorted(per_line.items()):
-        p = po.line_progress(line_no)
+        p = progress.get(line_no) or LineProgress(line_no=line_no)
         if qty > p.invoiced - p.credited:
             yield (
                 f"line {line_no}: crediting {qty} but only {p.invoiced - p.credited} is "

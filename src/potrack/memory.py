@@ -26,7 +26,7 @@ from typing import Any, Generic, TypeVar
 
 from moneyed import Money
 
-from potrack.audit import GENESIS, AuditRow, chain_hash, content_hash
+from potrack.audit import GENESIS, AuditRow, ChainKey, seal
 from potrack.events import TransitionRecord
 from potrack.exceptions import ConflictError, DuplicateError, NotFoundError
 from potrack.outbox import OutboxMessage, Pending, messages_of
@@ -269,23 +269,22 @@ class _Audit:
 
     def commit(self) -> None:
         trail = self._store._audit
+        key = self._store.chain_key
         for record, text in self.pending:
-            position = len(trail) + 1
-            prev = trail[-1].hash if trail else GENESIS
-            digest = content_hash(text)
-            trail.append(
-                AuditRow(
-                    position=position,
-                    aggregate=record.aggregate,
-                    aggregate_id=record.aggregate_id,
-                    version=record.version,
-                    at=record.at,
-                    content=text,
-                    content_hash=digest,
-                    prev_hash=prev,
-                    hash=chain_hash(position, prev, digest),
-                )
+            row = AuditRow(
+                position=len(trail) + 1,
+                aggregate=record.aggregate,
+                aggregate_id=record.aggregate_id,
+                version=record.version,
+                at=record.at,
+                content=text,
+                content_hash="",
+                prev_hash=trail[-1].hash if trail else GENESIS,
+                hash="",
+                event=record.event_name,
+                key=record.key,
             )
+            trail.append(seal(row, key=key))
 
 
 class _Outbox:
@@ -350,8 +349,8 @@ class _UnitOfWork:
         self.sequences = _Sequences(store._sequences)
         self.outbox = _Outbox(store)
 
-    def commit(self) -> None:
-        for part in (
+    def _parts(self) -> tuple[Any, ...]:
+        return (
             self.requisitions,
             self.purchase_orders,
             self.receipts,
@@ -362,18 +361,35 @@ class _UnitOfWork:
             self.sequences,
             self.audit,
             self.outbox,
-        ):
+        )
+
+    def savepoint(self) -> list[Any]:
+        """What every part holds so far, to go back to (a nested unit of work)."""
+        return [part.pending.copy() for part in self._parts()]
+
+    def restore(self, mark: list[Any]) -> None:
+        """Forget everything written since :meth:`savepoint`."""
+        for part, pending in zip(self._parts(), mark, strict=True):
+            part.pending = pending
+
+    def commit(self) -> None:
+        for part in self._parts():
             part.commit()
 
 
 class InMemoryStore:
     """Every storage Protocol in memory; thread-safe, serializable units of work.
 
-    Nothing survives the process.  Units of work may nest in one thread (each commits on its own).
+    Nothing survives the process.  A unit of work opened inside another one in the same thread is
+    a *savepoint* of it, as on :class:`~potrack.sqlite.SQLiteStore`: it sees the outer unit's
+    writes, an exception undoes only its own, and its writes land when the outer unit commits.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, chain_key: ChainKey | None = None) -> None:
+        self.chain_key = chain_key
+        """Keys the audit trail's hashes (HMAC-SHA-256) when given; see :class:`ChainKey`."""
         self._lock = threading.RLock()
+        self._open: _UnitOfWork | None = None
         self._requisitions: dict[RequisitionId, Requisition] = {}
         self._purchase_orders: dict[PurchaseOrderId, PurchaseOrder] = {}
         self._po_numbers: dict[str, PurchaseOrderId] = {}
@@ -395,9 +411,31 @@ class InMemoryStore:
     def unit_of_work(self) -> Iterator[_UnitOfWork]:
         """A unit of work holding the store's lock; commits on normal exit, else writes nothing."""
         with self._lock:
-            uow = _UnitOfWork(self)
-            yield uow
-            uow.commit()
+            outer = self._open  # only the thread holding the lock gets here
+            if outer is not None:
+                mark = outer.savepoint()
+                try:
+                    yield outer
+                except BaseException:
+                    outer.restore(mark)
+                    raise
+                return
+            uow = self._open = _UnitOfWork(self)
+            try:
+                yield uow
+                uow.commit()
+            finally:
+                self._open = None
+
+    @property
+    def in_unit_of_work(self) -> bool:
+        """Whether this thread has a unit of work open on this store."""
+        if not self._lock.acquire(blocking=False):
+            return False  # another thread holds it
+        try:
+            return self._open is not None
+        finally:
+            self._lock.release()
 
     def audit_rows(
         self,
@@ -415,6 +453,68 @@ class InMemoryStore:
             if (since is not None and row.at < since) or (until is not None and row.at >= until):
                 continue
             yield row
+
+    # -- what potrack.audit.verify reads (TrailSource) ---------------------------------------
+
+    def audit_streams(self, aggregate: str) -> Iterator[list[AuditRow]]:
+        """Each document's trail rows (version order), documents in id order."""
+        streams: dict[str, list[AuditRow]] = {}
+        for row in self.audit_rows():
+            if row.aggregate == aggregate:
+                streams.setdefault(row.aggregate_id, []).append(row)
+        for key in sorted(streams):
+            yield sorted(streams[key], key=lambda row: row.version)
+
+    def stored_documents(self, aggregate: str) -> Iterator[tuple[str, object]]:
+        """``(id, document)`` of every stored PO or requisition, in id order."""
+        with self._lock:
+            held: Any = (
+                self._purchase_orders if aggregate == "purchase_order" else self._requisitions
+            )
+            found: dict[str, Any] = dict(held)
+        for key in sorted(found):
+            yield key, found[key]
+
+    def stored_attachments(self, po_id: str) -> list[tuple[str, str, object]]:
+        """``(kind, id, document)`` of the receipts, returns and invoices stored for a PO."""
+        with self._lock:
+            return [
+                (kind, doc.id, doc)
+                for kind, docs in self._attachment_kinds()
+                for doc in docs.values()
+                if doc.po_id == po_id
+            ]
+
+    def _attachment_kinds(self) -> list[tuple[str, dict[Any, Any]]]:
+        return [
+            ("goods receipt", self._receipts),
+            ("goods return", self._returns),
+            ("invoice", self._invoices),
+        ]
+
+    def orphan_attachments(self) -> Iterator[tuple[str, str]]:
+        """``(kind, id)`` of stored receipts, returns and invoices of POs with no trail."""
+        with self._lock:
+            traced = {row.aggregate_id for row in self._audit if row.aggregate == "purchase_order"}
+            orphans = [
+                (kind, doc.id)
+                for kind, docs in self._attachment_kinds()
+                for doc in docs.values()
+                if doc.po_id not in traced
+            ]
+        yield from orphans
+
+    def stored_payments(self) -> Iterator[tuple[str, object]]:
+        """``(id, payment)`` of every stored payment."""
+        with self._lock:
+            found = list(self._payments.items())
+        yield from found
+
+    def outbox_messages(self) -> Iterator[OutboxMessage]:
+        """The whole outbox in sequence order."""
+        with self._lock:
+            found = list(self._outbox)
+        yield from found
 
     def outbox_pending(self, subscriber: str, limit: int) -> list[Pending]:
         """The oldest ``limit`` messages ``subscriber`` has not had, in order."""

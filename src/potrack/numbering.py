@@ -81,6 +81,7 @@ Numbers are allocated through a :class:`~potrack.typing.SequenceStore`:
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -96,6 +97,7 @@ from potrack.exceptions import (
     NumberingError,
     NumberOverflowError,
     PatternError,
+    StorageError,
 )
 from potrack.records import PurchaseOrder, Supplier
 from potrack.typing import Store, UnitOfWork
@@ -911,15 +913,32 @@ class BlockAllocator:
         self.block_size = block_size
         self._lock = threading.Lock()
         self._next: dict[str, tuple[int, int]] = {}
+        self._pid = os.getpid()
 
     def allocate(self, context: NumberingContext, uow: UnitOfWork | None = None) -> str:
         """The next number for ``context`` (``uow`` is ignored: blocks are reserved on their own).
 
+        Fork-safe: a process forked from this one does not inherit the blocks (its parent hands
+        those out), it reserves its own.
+
         Raises:
+            StorageError: a unit of work is open on ``store`` in this thread (the reservation
+                would join it, and its rollback would hand the block out twice).
             NumberOverflowError, MissingFieldError, NumberingError: as
                 :meth:`NumberingScheme.format`.
         """
+        if getattr(self.store, "in_unit_of_work", False):
+            raise StorageError(
+                "BlockAllocator reserves blocks in a unit of work of its own: allocate before "
+                "opening one on its store (or use GaplessAllocator inside it)"
+            )
         key = self.scheme.sequence_key(context)
+        if self._pid != os.getpid():
+            # A child of fork: the parent's blocks are the parent's (and so may be its lock, if
+            # another thread held it at the fork).
+            self._lock = threading.Lock()
+            self._next = {}
+            self._pid = os.getpid()
         with self._lock:
             current, stop = self._next.get(key, (0, 0))
             if current >= stop:

@@ -37,12 +37,13 @@ from potrack.events import (
     Issue,
     ReceiveGoods,
     RecordCreditMemo,
+    RecordInspection,
     RecordInvoice,
     RecordPayment,
     ReturnGoods,
     TransitionRecord,
 )
-from potrack.exceptions import ConfigurationError, ConflictError, DecidedFieldError
+from potrack.exceptions import ConfigurationError, ConflictError, DecidedFieldError, PotrackError
 from potrack.lifecycle import Applied, PurchaseOrderLifecycle, RequisitionLifecycle
 from potrack.numbering import BlockAllocator, GaplessAllocator, NumberingContext
 from potrack.records import (
@@ -59,6 +60,9 @@ from potrack.typing import Store, UnitOfWork
 __all__ = ["Purchasing", "retry_on_conflict", "utc_now"]
 
 T = TypeVar("T")
+
+_DOCUMENT_EVENTS = (ReceiveGoods, RecordInspection, ReturnGoods, RecordInvoice, RecordCreditMemo)
+"""Events carrying a document of many lines: applied before the writing unit of work opens."""
 
 
 def utc_now() -> datetime:
@@ -172,6 +176,7 @@ class Purchasing:
             raise DecidedFieldError(po_id, "-", command.verb, ("number",), who)
         at = self.now()
         early_number = self._number_before(po_id, command, at)
+        early = self._applied_before(po_id, command, actor, at)
         with self.store.unit_of_work() as uow:
             po = uow.purchase_orders.require(PurchaseOrderId(po_id))
             first = uow.transitions.by_key("purchase_order", po.id, command.key)
@@ -184,9 +189,27 @@ class Purchasing:
                 number = early_number or self._number_in(uow, po, at)
                 if number is not None:
                     event = attrs.evolve(event, number=PurchaseOrderNumber(number))
-            applied = self.lifecycle.apply(po, event, actor, at)
+            if early is not None and early[0] == po.version:
+                applied = early[1]  # applied to this very version before the unit opened
+            else:
+                applied = self.lifecycle.apply(po, event, actor, at)
             self._store(uow, applied, event)
         return applied
+
+    def _applied_before(
+        self, po_id: str, event: Event, actor: Actor | ActorId, at: datetime
+    ) -> tuple[int, Applied[PurchaseOrder]] | None:
+        """A goods or invoice event applied (guards and effects: linear in its lines, but long
+        for a document of thousands) before the writing unit of work opens, to the PO as read
+        then; the writing unit uses it if the PO is still at that version."""
+        if not isinstance(event, _DOCUMENT_EVENTS):
+            return None
+        with self.store.unit_of_work() as uow:
+            po = uow.purchase_orders.require(PurchaseOrderId(po_id))
+        try:
+            return po.version, self.lifecycle.apply(po, event, actor, at)
+        except PotrackError:
+            return None  # refused (or a duplicate): the writing unit says so, in order
 
     def _number_before(self, po_id: str, event: Event, at: datetime) -> str | None:
         """Fast (block) numbers are taken before the unit of work opens (they may leave gaps)."""

@@ -39,12 +39,21 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from potrack.audit import GENESIS, AuditRow, chain_hash, content_hash
+from potrack.audit import (
+    GENESIS,
+    HASH_V2,
+    AuditRow,
+    ChainKey,
+    chain_hash,
+    content_hash,
+    link_hash,
+    row_digest,
+)
 from potrack.events import TransitionRecord
 from potrack.exceptions import (
     ConflictError,
@@ -73,7 +82,7 @@ from potrack.serialization import (
     make_converter,
 )
 
-__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
+__all__ = ["SCHEMA_VERSION", "SQLiteStore", "open_trail"]
 
 T = TypeVar("T")
 
@@ -160,6 +169,14 @@ _V2_TRIGGERS = tuple(
     for verb, done in (("UPDATE", "changed"), ("DELETE", "deleted"))
 )
 
+
+def _v3_hash_scheme(conn: sqlite3.Connection) -> None:
+    """3: each trail row records how it was hashed (``scheme``): rows written before stay
+    ``v1`` (the hash covers the record's JSON; verify checks the other columns against it), new
+    rows are ``v2`` (the hash covers every column) or keyed (``hmac-sha256:<key id>``)."""
+    conn.execute("ALTER TABLE transitions ADD COLUMN scheme TEXT NOT NULL DEFAULT 'v1'")
+
+
 _MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     # 1: aggregates, documents, transition records, sequences
     """
@@ -216,7 +233,8 @@ _MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     );
     """,
     _v2_audit_and_outbox,
-    # 3: a PO number belongs to one PO (the store refuses a second holder, whoever writes)
+    _v3_hash_scheme,
+    # 4: a PO number belongs to one PO (the store refuses a second holder, whoever writes)
     """
     CREATE UNIQUE INDEX purchase_orders_number_unique ON purchase_orders(number)
         WHERE number IS NOT NULL;
@@ -272,21 +290,16 @@ class _Aggregates(Generic[T]):
             return None
         # Documents are immutable and every change bumps the version: a document parsed before
         # at this version is this document (parsing is most of a load's cost).
-        cache = self._uow.cache
         key = (self._table, id)
-        hit = cache.get(key)
+        hit = self._uow.cached(key)
         if hit is not None and hit[0] == row[0]:
             found: T = hit[1]
             return found
         loaded = self._load(row[1])
-        self._remember(key, row[0], loaded)
+        # Remembered in the unit only: a version read inside a transaction may be one this unit
+        # wrote, which a rollback takes back; the shared cache learns it once the unit commits.
+        self._uow.local[key] = (row[0], loaded)
         return loaded
-
-    def _remember(self, key: tuple[str, str], version: int, aggregate: T) -> None:
-        cache = self._uow.cache
-        if len(cache) >= _CACHE_SIZE:
-            cache.clear()
-        cache[key] = (version, aggregate)
 
     def require(self, id: str) -> T:
         found = self.get(id)
@@ -316,11 +329,11 @@ class _Aggregates(Generic[T]):
                 )
             except sqlite3.IntegrityError:
                 raise ConflictError(self._kind, key, 0, self._held(key)) from None
-            self._uow.saved.append(((self._table, key), version, aggregate))
+            self._uow.local[(self._table, key)] = (version, aggregate)
             return
         # Set only the indexed columns that changed: SQLite rewrites an index entry for every
         # column named in SET, and those pages are most of what a commit writes.
-        hit = self._uow.cache.get((self._table, key))
+        hit = self._uow.cached((self._table, key))
         if hit is not None and hit[0] == version - 1:
             before = self._columns(hit[1])
             columns = {name: value for name, value in columns.items() if before[name] != value}
@@ -331,7 +344,7 @@ class _Aggregates(Generic[T]):
         )
         if cursor.rowcount != 1:
             raise ConflictError(self._kind, key, version - 1, self._held(key))
-        self._uow.saved.append(((self._table, key), version, aggregate))
+        self._uow.local[(self._table, key)] = (version, aggregate)
 
     def all(self) -> Iterator[T]:
         for (text,) in self._uow.conn.execute(f"SELECT doc FROM {self._table} ORDER BY id"):
@@ -458,23 +471,24 @@ class _Transitions:
             "SELECT position, hash FROM transitions ORDER BY position DESC LIMIT 1"
         ).fetchone()
         position, prev = (1, GENESIS) if head is None else (head[0] + 1, head[1])
-        digest = content_hash(text)
+        key = self._uow.chain_key
+        scheme = HASH_V2 if key is None else key.scheme
+        columns = (
+            record.aggregate,
+            record.aggregate_id,
+            record.version,
+            record.event.key,
+            record.event_name,
+            _micros(record.at),
+            text,
+        )
+        digest = row_digest(scheme, *columns)
+        link = link_hash(scheme, position, prev, digest, None if key is None else key.secret)
         conn.execute(
             "INSERT INTO transitions (aggregate, aggregate_id, version, key, event, at_us, record, "
-            "position, content_hash, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                record.aggregate,
-                record.aggregate_id,
-                record.version,
-                record.event.key,
-                record.event_name,
-                _micros(record.at),
-                text,
-                position,
-                digest,
-                prev,
-                chain_hash(position, prev, digest),
-            ),
+            "position, content_hash, prev_hash, hash, scheme) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (*columns, position, digest, prev, link, scheme),
         )
 
     def for_aggregate(self, aggregate: str, aggregate_id: str) -> tuple[TransitionRecord, ...]:
@@ -553,13 +567,17 @@ class _UnitOfWork:
         converter: PotrackConverter,
         cache: dict[tuple[str, str], tuple[int, Any]],
         encoder: IncrementalEncoder,
+        chain_key: ChainKey | None = None,
     ) -> None:
         self.conn = conn
+        self.chain_key = chain_key
         self.converter = converter
         self.cache = cache
         self.encoder = encoder
-        self.saved: list[tuple[tuple[str, str], int, Any]] = []
-        """Aggregates saved in this unit: cached only once it commits."""
+        self.local: dict[tuple[str, str], tuple[int, Any]] = {}
+        """Aggregates read or saved in this unit: they join ``cache`` only once it commits."""
+        self.depth = 0
+        """How many nested units (savepoints) are open inside this one."""
         self.requisitions: _Aggregates[Requisition] = _Aggregates(
             self,
             "requisitions",
@@ -598,6 +616,20 @@ class _UnitOfWork:
         self.sequences = _Sequences(self)
         self.outbox = _Outbox(self)
 
+    def cached(self, key: tuple[str, str]) -> tuple[int, Any] | None:
+        """This unit's own copy of an aggregate, else the committed one the thread remembers."""
+        hit = self.local.get(key)
+        return hit if hit is not None else self.cache.get(key)
+
+    def publish(self) -> None:
+        """After COMMIT: what this unit read and wrote is committed, so the thread may keep it."""
+        cache = self.cache
+        for key, entry in self.local.items():
+            if len(cache) >= _CACHE_SIZE:
+                cache.clear()
+            cache[key] = entry
+        self.local.clear()
+
 
 class SQLiteStore:
     """Every storage Protocol on one SQLite file; safe across threads and processes.
@@ -611,6 +643,9 @@ class SQLiteStore:
             default, 10,000 (about 40 MiB of WAL), checkpoints ten times less often than SQLite's
             own default of 1,000 and lifts write throughput by about a quarter; lower it where
             disk space for the WAL is scarce.
+        chain_key: keys the audit trail (HMAC-SHA-256, see :class:`~potrack.audit.ChainKey`):
+            records appended through this store carry its key id; rotate by opening the store
+            with a new key and keeping the old ones for :func:`~potrack.audit.verify`.
 
     Raises:
         SchemaVersionError: the file was written by a newer potrack.
@@ -625,6 +660,7 @@ class SQLiteStore:
         synchronous: str = "NORMAL",
         converter: PotrackConverter | None = None,
         checkpoint_pages: int = 10_000,
+        chain_key: ChainKey | None = None,
     ) -> None:
         if synchronous not in ("NORMAL", "FULL"):
             raise ValueError(f"synchronous must be 'NORMAL' or 'FULL', got {synchronous!r}")
@@ -635,6 +671,7 @@ class SQLiteStore:
         self.synchronous = synchronous
         self.checkpoint_pages = checkpoint_pages
         self.converter = converter or make_converter()
+        self.chain_key = chain_key
         self._local = threading.local()
         self._migrate()
 
@@ -681,9 +718,9 @@ class SQLiteStore:
                             conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {version + 1}")
         except BaseException:
-            conn.execute("ROLLBACK")
+            self._end(conn, "ROLLBACK")
             raise
-        conn.execute("COMMIT")
+        self._end(conn, "COMMIT")
 
     @property
     def schema_version(self) -> int:
@@ -695,33 +732,102 @@ class SQLiteStore:
     def unit_of_work(self) -> Iterator[_UnitOfWork]:
         """One transaction: commits on normal exit, rolls back on an exception.
 
+        A unit opened inside another one in the same thread is a *savepoint* of it, as in
+        :class:`~potrack.memory.InMemoryStore`: it sees the outer unit's writes, an exception
+        undoes only its own, and its writes land when the outer unit commits (or not at all).
+
+        If COMMIT or ROLLBACK fails in any way the connection is closed (which ends its
+        transaction and frees the write lock) and the next unit of work opens a new one.
+
         Raises:
-            StorageError: a unit of work is already open in this thread, or the write lock could
-                not be had within ``timeout`` seconds.
+            StorageError: the write lock could not be had within ``timeout`` seconds, or the
+                commit failed (nothing was written).
         """
         conn = self._connection()
+        current: _UnitOfWork | None = getattr(self._local, "uow", None)
+        if current is not None and current.conn is conn and conn.in_transaction:
+            with self._savepoint(current) as nested:
+                yield nested
+            return
         if conn.in_transaction:
-            raise StorageError("a unit of work is already open in this thread; finish it first")
+            raise StorageError("a transaction is already open on this thread's connection")
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as err:
             raise StorageError(f"{self.path}: could not start a unit of work: {err}") from err
-        cache = self._cache()
-        uow = _UnitOfWork(conn, self.converter, cache, self._encoder())
+        uow = _UnitOfWork(conn, self.converter, self._cache(), self._encoder(), self.chain_key)
+        self._local.uow = uow
         try:
-            yield uow
-        except BaseException:
-            conn.execute("ROLLBACK")
+            try:
+                yield uow
+            except BaseException:
+                self._end(conn, "ROLLBACK")
+                raise
+            self._end(conn, "COMMIT")
+        finally:
+            self._local.uow = None
+        uow.publish()
+
+    @property
+    def in_unit_of_work(self) -> bool:
+        """Whether this thread has a unit of work open on this store."""
+        return getattr(self._local, "uow", None) is not None
+
+    @contextmanager
+    def _savepoint(self, uow: _UnitOfWork) -> Iterator[_UnitOfWork]:
+        uow.depth += 1
+        name = f"potrack_{uow.depth}"
+        try:
+            self._run(uow.conn, f"SAVEPOINT {name}")
+            try:
+                yield uow
+            except BaseException:
+                self._run(uow.conn, f"ROLLBACK TO {name}")
+                self._run(uow.conn, f"RELEASE {name}")
+                uow.local.clear()  # it may hold versions the savepoint took back
+                raise
+            self._run(uow.conn, f"RELEASE {name}")
+        finally:
+            uow.depth -= 1
+
+    def _run(self, conn: sqlite3.Connection, sql: str) -> None:
+        """A statement that must not fail halfway: on failure, reset the connection."""
+        try:
+            conn.execute(sql)
+        except BaseException as err:
+            self._reset(conn)
+            if isinstance(err, Exception) and not isinstance(err, StorageError):
+                raise StorageError(f"{self.path}: {sql} failed: {err!r}") from err
             raise
+
+    def _end(self, conn: sqlite3.Connection, verb: str) -> None:
+        """COMMIT or ROLLBACK; whatever fails, no transaction (and no lock) is left behind."""
         try:
-            conn.execute("COMMIT")
-        except sqlite3.OperationalError as err:
-            conn.execute("ROLLBACK")
-            raise StorageError(f"{self.path}: commit failed, nothing was written: {err}") from err
-        for key, version, aggregate in uow.saved:
-            if len(cache) >= _CACHE_SIZE:
-                cache.clear()
-            cache[key] = (version, aggregate)
+            conn.execute(verb)
+        except BaseException as err:
+            self._reset(conn)
+            if verb == "ROLLBACK":
+                return  # closing the connection rolled the transaction back
+            if isinstance(err, Exception):
+                raise StorageError(
+                    f"{self.path}: commit failed, nothing was written: {err!r}"
+                ) from err
+            raise
+
+    def _reset(self, conn: sqlite3.Connection) -> None:
+        """Roll back whatever is open; if even that fails, close the connection (SQLite then
+        rolls back and frees the lock) so this thread's next unit of work opens a new one."""
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if not conn.in_transaction:
+                return
+        except BaseException:  # closing below is the remedy for any failure
+            pass
+        try:
+            conn.close()
+        finally:
+            self._local.conn = None
 
     def _encoder(self) -> IncrementalEncoder:
         found: IncrementalEncoder | None = getattr(self._local, "encoder", None)
@@ -755,24 +861,12 @@ class SQLiteStore:
             ("at_us >= ?", None if since is None else _micros(since)),
             ("at_us < ?", None if until is None else _micros(until)),
         )
-        conn = self._connection()
-        rows = conn.execute(
-            "SELECT position, aggregate, aggregate_id, version, at_us, record, content_hash, "
-            f"prev_hash, hash FROM transitions {clause} ORDER BY position",
-            args,
-        ).fetchall()
-        for position, aggregate, agg_id, version, at_us, record, digest, prev, link in rows:
-            yield AuditRow(
-                position=position,
-                aggregate=aggregate,
-                aggregate_id=agg_id,
-                version=version,
-                at=_from_micros(at_us),
-                content=record,
-                content_hash=digest,
-                prev_hash=prev,
-                hash=link,
-            )
+        yield from _trail_rows(self._connection(), clause, args)
+
+    def read_only_trail(self) -> AbstractContextManager[_ReadOnlyTrail]:
+        """This store's file opened read-only, in one snapshot: what :func:`potrack.audit.verify`
+        reads (it never changes the file)."""
+        return open_trail(self.path)
 
     # -- outbox -----------------------------------------------------------------------------------
 
@@ -816,9 +910,9 @@ class SQLiteStore:
         try:
             conn.execute(sql, args)
         except BaseException:
-            conn.execute("ROLLBACK")
+            self._end(conn, "ROLLBACK")
             raise
-        conn.execute("COMMIT")
+        self._end(conn, "COMMIT")
 
     def outbox_delivered(self, subscriber: str, seq: int, at: datetime) -> None:
         """Record that ``subscriber`` has message ``seq`` (its own small transaction)."""
@@ -843,3 +937,182 @@ class SQLiteStore:
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+_ROW_SQL = (
+    "SELECT position, aggregate, aggregate_id, version, at_us, record, content_hash, prev_hash, "
+    "hash, event, key, scheme FROM transitions"
+)
+
+
+def _trail_rows(conn: sqlite3.Connection, clause: str = "", args: Any = ()) -> Iterator[AuditRow]:
+    """Trail rows as the cursor yields them (never the whole trail in memory)."""
+    cursor = conn.execute(f"{_ROW_SQL} {clause} ORDER BY position", args)
+    return _as_rows(cursor)
+
+
+def _as_rows(cursor: sqlite3.Cursor) -> Iterator[AuditRow]:
+    for (
+        position,
+        aggregate,
+        agg_id,
+        version,
+        at_us,
+        record,
+        digest,
+        prev,
+        link,
+        event,
+        key,
+        scheme,
+    ) in cursor:
+        yield AuditRow(
+            position=position,
+            aggregate=aggregate,
+            aggregate_id=agg_id,
+            version=version,
+            at=_from_micros(at_us),
+            content=record,
+            content_hash=digest,
+            prev_hash=prev,
+            hash=link,
+            event=event,
+            key=key,
+            scheme=scheme,
+        )
+
+
+_ATTACHMENT_KINDS = ("goods receipt", "goods return", "invoice")
+
+
+class _ReadOnlyTrail:
+    """A potrack database opened read-only in one read transaction (see :func:`open_trail`)."""
+
+    def __init__(self, conn: sqlite3.Connection, path: str) -> None:
+        self._conn = conn
+        self.path = path
+
+    def audit_rows(
+        self,
+        *,
+        aggregate_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Iterator[AuditRow]:
+        """The trail in position order (filtered: a PO's records, or a period's)."""
+        clause, args = _where(
+            ("aggregate_id = ?", aggregate_id),
+            ("at_us >= ?", None if since is None else _micros(since)),
+            ("at_us < ?", None if until is None else _micros(until)),
+        )
+        return _trail_rows(self._conn, clause, args)
+
+    def audit_streams(self, aggregate: str) -> Iterator[list[AuditRow]]:
+        """Each document's rows (version order), documents in id order."""
+        cursor = self._conn.execute(
+            f"{_ROW_SQL} WHERE aggregate = ? ORDER BY aggregate_id, version", (aggregate,)
+        )
+        stream: list[AuditRow] = []
+        for row in _as_rows(cursor):
+            if stream and stream[0].aggregate_id != row.aggregate_id:
+                yield stream
+                stream = []
+            stream.append(row)
+        if stream:
+            yield stream
+
+    def stored_documents(self, aggregate: str) -> Iterator[tuple[str, object]]:
+        """``(id, JSON)`` of every stored PO or requisition, in id order."""
+        table = "purchase_orders" if aggregate == "purchase_order" else "requisitions"
+        yield from self._conn.execute(f"SELECT id, doc FROM {table} ORDER BY id")
+
+    def stored_attachments(self, po_id: str) -> list[tuple[str, str, object]]:
+        """``(kind, id, JSON)`` of the receipts, returns and invoices stored for a PO."""
+        return list(
+            self._conn.execute(
+                "SELECT kind, id, doc FROM documents WHERE kind IN (?, ?, ?) AND po_id = ? "
+                "ORDER BY seq",
+                (*_ATTACHMENT_KINDS, po_id),
+            )
+        )
+
+    def orphan_attachments(self) -> Iterator[tuple[str, str]]:
+        """``(kind, id)`` of stored receipts, returns and invoices of POs with no trail."""
+        yield from self._conn.execute(
+            "SELECT kind, id FROM documents d WHERE kind IN (?, ?, ?) AND NOT EXISTS "
+            "(SELECT 1 FROM transitions t WHERE t.aggregate = 'purchase_order' "
+            "AND t.aggregate_id = d.po_id)",
+            _ATTACHMENT_KINDS,
+        )
+
+    def stored_payments(self) -> Iterator[tuple[str, object]]:
+        """``(id, JSON)`` of every stored payment."""
+        yield from self._conn.execute("SELECT id, doc FROM documents WHERE kind = 'payment'")
+
+    def outbox_messages(self) -> Iterator[OutboxMessage]:
+        """The whole outbox in sequence order."""
+        for seq, name, aggregate, agg_id, version, at_us, actor, event, data in self._conn.execute(
+            "SELECT seq, name, aggregate, aggregate_id, version, at_us, actor, event, data "
+            "FROM outbox ORDER BY seq"
+        ):
+            try:
+                parsed = json.loads(data)
+            except ValueError:
+                parsed = data
+            yield OutboxMessage(
+                seq=seq,
+                name=name,
+                aggregate=aggregate,
+                aggregate_id=agg_id,
+                version=version,
+                at=_from_micros(at_us),
+                actor=actor,
+                event=event,
+                data=parsed,
+            )
+
+
+@contextmanager
+def open_trail(path: str | os.PathLike[str]) -> Iterator[_ReadOnlyTrail]:
+    """Open a potrack database read-only, in one snapshot, to verify or export its trail.
+
+    Nothing is written: no schema is created or migrated, the journal mode is left alone.
+
+    Raises:
+        StorageError: no such file, an empty file, not a SQLite database, a SQLite database that
+            potrack did not make, or one of an older schema (open it once with
+            :class:`SQLiteStore` to migrate it, then verify).
+        SchemaVersionError: a database written by a newer potrack.
+    """
+    where = str(Path(path))
+    if not os.path.isfile(where):
+        raise StorageError(f"{where}: no such file")
+    if os.path.getsize(where) == 0:
+        raise StorageError(f"{where}: an empty file, not a potrack database")
+    uri = f"{Path(where).resolve().as_uri()}?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+    except sqlite3.Error as err:
+        raise StorageError(f"{where}: cannot open read-only: {err}") from err
+    try:
+        try:
+            conn.execute("BEGIN")
+            (found,) = conn.execute("PRAGMA user_version").fetchone()
+            (tables,) = conn.execute(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'"
+            ).fetchone()
+        except sqlite3.DatabaseError as err:
+            raise StorageError(f"{where}: not a SQLite database ({err})") from err
+        if found == 0:
+            what = "has tables but is not" if tables else "is an empty SQLite database, not"
+            raise StorageError(f"{where}: {what} a potrack database")
+        if found > SCHEMA_VERSION:
+            raise SchemaVersionError(where, found, SCHEMA_VERSION)
+        if found < SCHEMA_VERSION:
+            raise StorageError(
+                f"{where}: written by an older potrack (schema version {found}, this one reads "
+                f"{SCHEMA_VERSION}); open it once with SQLiteStore to migrate it, then verify"
+            )
+        yield _ReadOnlyTrail(conn, where)
+    finally:
+        conn.close()

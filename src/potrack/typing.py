@@ -256,7 +256,13 @@ class Store(Protocol):
     """**Protocol:** where potrack keeps everything; hands out units of work."""
 
     def unit_of_work(self) -> AbstractContextManager[UnitOfWork]:
-        """A new unit of work; commit on normal exit, roll back on exception."""
+        """A new unit of work; commit on normal exit, roll back on exception.
+
+        Opened inside another unit of the same store in the same thread, it is a *savepoint*:
+        it sees the outer unit's writes, an exception undoes only its own, and its writes land
+        when the outer unit commits.  A rolled-back unit leaves nothing behind, in the store or
+        in any cache.
+        """
         ...
 
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from functools import partial
 from typing import Any
 
@@ -23,6 +25,7 @@ import attrs
 
 from potrack.audit import AuditedStore, verify_rows
 from potrack.exceptions import ConflictError, DuplicateError, NotFoundError
+from potrack.money import money
 from potrack.outbox import OutboxStore
 from potrack.records import InvoiceKind, POState, PurchaseOrderId, PurchaseOrderNumber, SupplierId
 from potrack.testing.samples import (
@@ -30,6 +33,7 @@ from potrack.testing.samples import (
     sample_invoice,
     sample_payment,
     sample_po,
+    sample_po_line,
     sample_receipt,
     sample_requisition,
     sample_return,
@@ -215,6 +219,119 @@ class StoreContract:
             ]
             _check(not leftovers, f"rolled-back writes were kept: {leftovers}")
             _check(uow.sequences.current("PO-") == 0, "a rolled-back sequence value was consumed")
+
+    def test_rollback_leaves_no_ghost(self) -> None:
+        """A document read back after its own save in a unit that then rolls back is not what
+        later units see (no cache keeps the rolled-back version), and a later save over another
+        writer's change is refused or lands on that change, never on the ghost."""
+        store = self.make_store()
+        po = sample_po()
+        self._save_po(store, po)
+        ghost = bump(po, state=POState.CANCELLED)
+        try:
+            with store.unit_of_work() as uow:
+                uow.purchase_orders.save(ghost)
+                _check(
+                    uow.purchase_orders.require(po.id) == ghost,
+                    "a PO saved in a unit is not what the unit reads back",
+                )
+                raise _Boom
+        except _Boom:
+            pass
+        real = bump(po, state=POState.PENDING_APPROVAL)
+        self._save_po(store, real)
+        with store.unit_of_work() as uow:
+            seen = uow.purchase_orders.require(po.id)
+            _check(seen == real, f"a rolled-back version came back: state {seen.state}")
+            found = [p.id for p in uow.purchase_orders.find(state=POState.CANCELLED)]
+            _check(found == [], f"find(state=cancelled) still finds the rolled-back PO: {found}")
+
+    def test_nested_units_are_savepoints(self) -> None:
+        """A unit of work opened inside another (same store, same thread) sees the outer one's
+        writes; an exception in it undoes only its own writes; everything lands when the outer
+        unit commits, and nothing when it rolls back."""
+        store = self.make_store()
+        with store.unit_of_work() as outer:
+            outer.purchase_orders.save(sample_po("PO-1"))
+            with store.unit_of_work() as inner:
+                _check(
+                    inner.purchase_orders.get(PurchaseOrderId("PO-1")) is not None,
+                    "a nested unit does not see the outer unit's writes",
+                )
+                inner.purchase_orders.save(sample_po("PO-2"))
+                inner.sequences.next_value("K")
+            try:
+                with store.unit_of_work() as inner:
+                    inner.purchase_orders.save(sample_po("PO-3"))
+                    inner.sequences.next_value("K")
+                    raise _Boom
+            except _Boom:
+                pass
+            _check(
+                outer.purchase_orders.get(PurchaseOrderId("PO-3")) is None,
+                "a failed nested unit's write was kept",
+            )
+            _check(outer.sequences.current("K") == 1, "a failed nested unit consumed a value")
+        try:
+            with store.unit_of_work():
+                with store.unit_of_work() as inner:
+                    inner.purchase_orders.save(sample_po("PO-4"))
+                raise _Boom
+        except _Boom:
+            pass
+        with store.unit_of_work() as uow:
+            ids = [p.id for p in uow.purchase_orders.all()]
+            _check(ids == ["PO-1", "PO-2"], f"after the nested units the store holds {ids}")
+
+    def test_values_are_exact(self) -> None:
+        """Prices with four and more decimals, amounts in the trillions, and times to the
+        microsecond (with their offset) come back exactly as saved, digit for digit."""
+        store = self.make_store()
+        at = datetime(2026, 3, 4, 5, 6, 7, 891_234, tzinfo=timezone(timedelta(hours=5, minutes=30)))
+        line = sample_po_line(
+            quantity=Decimal("123456789.123"),
+            unit_price=money("98765432101.12345", "USD"),
+        )
+        po = sample_po(lines=1, created_at=at)
+        po = attrs.evolve(po, lines=(line,))
+        invoice = sample_invoice(
+            quantity="0.0001",
+            price="0.12345678",
+            total=money("0.0000123", "USD"),
+        )
+        record = sample_transition(at=at)
+        with store.unit_of_work() as uow:
+            uow.purchase_orders.save(po)
+            uow.invoices.add(invoice)
+            uow.transitions.append(record)
+        reopened = self.reopen_store(store) or store
+        with reopened.unit_of_work() as uow:
+            back = uow.purchase_orders.require(po.id)
+            got_invoice = uow.invoices.get(invoice.id)
+            (got_record,) = uow.transitions.for_aggregate("purchase_order", "PO-1")
+        pairs = [
+            ("PO line price", back.lines[0].unit_price.amount, line.unit_price.amount),
+            ("PO line quantity", back.lines[0].quantity, line.quantity),
+            ("PO amount", back.amount.amount, po.amount.amount),
+            ("PO creation time", back.created_at, at),
+            (
+                "invoice unit price",
+                got_invoice and got_invoice.lines[0].unit_price.amount,
+                invoice.lines[0].unit_price.amount,
+            ),
+            (
+                "invoice quantity",
+                got_invoice and got_invoice.lines[0].quantity,
+                invoice.lines[0].quantity,
+            ),
+            ("invoice total", got_invoice and got_invoice.total.amount, invoice.total.amount),
+            ("transition time", got_record.at, at),
+        ]
+        for what, got, want in pairs:
+            same = str(got) == str(want)
+            if isinstance(got, datetime) and isinstance(want, datetime):
+                same = same and got.utcoffset() == want.utcoffset()
+            _check(same, f"{what}: saved {want!s}, read back {got!s}")
 
     # -- queries ----------------------------------------------------------------------------------
 
