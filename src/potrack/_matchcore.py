@@ -10,16 +10,18 @@ Python.  Both behave the same; :func:`potrack.matching.engine` says which one is
 from __future__ import annotations
 
 import decimal
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Any, Final, TypeVar
 
+import attrs
 from moneyed import Money
 
 from potrack import records as _records
 from potrack._fast import rebuild
-from potrack.exceptions import NotFoundError, Problem, ValidationError
+from potrack.exceptions import DuplicateError, NotFoundError, Problem, ValidationError
 from potrack.matching import (
     Check,
     Finding,
@@ -455,13 +457,17 @@ def normalize_number(number: str) -> str:
     """:func:`potrack.matching.normalize_invoice_number`: upper case, ASCII letters and digits only,
     and each run of digits without its leading zeros (a run of zeros only keeps one).
 
+    A number with other than ASCII characters is first normalized (NFKC: full-width and
+    circled forms become plain ones) and its digits of any script folded to ASCII (``١٢٣`` is
+    ``123``), so that look-alikes compare equal.
+
     One pass over the code points of the upper-cased number; what is kept is taken as slices of
     it between the characters dropped, not character by character (compiled, ``ord(s[i])``
     reads the code point in place, and ``S0087-0000024`` is three slices).  As fast as two
     regular-expression substitutions in Python, four times as fast compiled
     (``tests/test_matching.py`` checks it against the regex definition).
     """
-    s = number.upper()
+    s = number.upper() if number.isascii() else _fold(number).upper()
     n = len(s)
     out: list[str] = []
     start = 0  # where the part being kept starts
@@ -500,6 +506,16 @@ def normalize_number(number: str) -> str:
     if leading and zeros:
         out.append("0")
     return out[0] if len(out) == 1 else "".join(out)
+
+
+def _fold(number: str) -> str:
+    """``number`` in NFKC with every decimal digit, of any script, as its ASCII digit."""
+    text = unicodedata.normalize("NFKC", number)
+    out: list[str] = []
+    for ch in text:
+        digit = unicodedata.decimal(ch, -1) if not ch.isascii() else -1
+        out.append(ch if digit < 0 else chr(48 + digit))
+    return "".join(out)
 
 
 class _Side:
@@ -722,6 +738,8 @@ def match_one(
     rates: ExchangeRates | None,
 ) -> MatchResult:
     """:func:`potrack.matching.match` (which documents the arguments and what it raises)."""
+    _same_or_refused(invoice, earlier)
+    _same_or_refused(invoice, supplier_invoices)
     terms = _terms(po, supplier, _resolver(policy))
     ledger: _Ledger = {}
     for receipt in receipts:
@@ -737,6 +755,76 @@ def match_one(
 
 
 _OK: Final = (_MATCHED, _WITHIN)
+
+
+def _same_or_refused(invoice: Invoice, others: Iterable[Invoice]) -> None:
+    """Raise if ``others`` hold a document with ``invoice``'s id and other content (the same
+    document again is fine: matching skips it, so nothing is counted twice)."""
+    for other in others:
+        if other.id == invoice.id and other != invoice:
+            differ = [
+                name for name in _INVOICE_FIELDS if getattr(other, name) != getattr(invoice, name)
+            ]
+            raise _changed(invoice.id, ", ".join(differ))
+
+
+_INVOICE_FIELDS: Final[tuple[str, ...]] = tuple(a.name for a in attrs.fields(Invoice))
+
+
+def _changed(invoice_id: str, differ: str) -> DuplicateError:
+    where = f" ({differ} differ)" if differ else ""
+    return DuplicateError(
+        "invoice",
+        invoice_id,
+        f"seen before with different content{where}; a document id names one document — "
+        "correct an invoice with a credit memo or a subsequent debit or credit, or send the "
+        "new version under a new id",
+    )
+
+
+def _fingerprint(invoice: Invoice) -> int:
+    """A hash of everything an invoice states (equal invoices hash alike: Decimals by value),
+    so that a document fed again is told from another one with the same id without keeping it."""
+    tax = invoice.tax
+    h = hash(
+        (
+            invoice.id,
+            invoice.supplier_id,
+            invoice.invoice_date,
+            invoice.currency,
+            invoice.total.amount,
+            invoice.kind,
+            invoice.number,
+            invoice.po_id,
+            invoice.exchange_rate,
+            invoice.credits,
+            invoice.received_on,
+            invoice.due_date,
+            invoice.reason,
+            None if tax is None else tax.amount,
+        )
+    )
+    for ln in invoice.lines:
+        amount = ln.amount
+        line_tax = ln.tax
+        h = hash(
+            (
+                h,
+                ln.line_no,
+                ln.po_line_no,
+                ln.quantity,
+                ln.unit_price.amount,
+                ln.price_unit,
+                ln.uom,
+                ln.item,
+                ln.description,
+                None if amount is None else amount.amount,
+                None if line_tax is None else line_tax.amount,
+            )
+        )
+    for charge in invoice.charges:
+        h = hash((h, charge.code, charge.amount.amount, charge.description, charge.po_line_no))
+    return h
 
 
 def _factors(
@@ -1538,6 +1626,16 @@ def _waits_for_goods(result: MatchResult) -> bool:
 
 
 _OVER_CREDIT: Final = (FindingCode.OVER_CREDIT,)
+_CODE_DUPLICATE: Final = FindingCode.DUPLICATE
+
+
+def _refused(result: MatchResult) -> bool:
+    """Whether the batch refuses the document: a duplicate, or a credit memo for more than was
+    invoiced, that no override accepted (it changes nothing)."""
+    for f in result.header:
+        if f.code is _CODE_DUPLICATE and f.severity is _BLOCK:
+            return True
+    return _blocked_by(result, _OVER_CREDIT)
 
 
 class _Waiting:
@@ -1598,6 +1696,10 @@ class Engine:
         # the value is the first invoice's id and number, led by the id's length and a colon.
         self._numbers: dict[str, str] = {}
         self._by_date_amount: dict[tuple[str, date, Money], str] = {}
+        # Every invoice and memo fed, by id: its fingerprint (see ``_fingerprint``) times two,
+        # plus one if it was counted (a refused duplicate or over-credit was not).  Plain ints:
+        # the garbage collector does not track the dict.
+        self._documents: dict[str, int] = {}
         self.matched_lines = 0
 
     def _terms_of(self, po_id: str) -> _Terms:
@@ -1640,16 +1742,18 @@ class Engine:
         terms.place(place)
         return terms
 
-    def feed(self, document: GoodsReceipt | GoodsReturn | Invoice) -> list[MatchResult]:
+    def feed(
+        self, document: GoodsReceipt | GoodsReturn | Invoice, overrides: Iterable[Override] = ()
+    ) -> list[MatchResult]:
         """:meth:`potrack.matching.BatchMatcher.feed`."""
         # The exact types first (compiled, a pointer comparison; isinstance is a call), then
         # isinstance for subclasses.
         if type(document) is Invoice:
-            return self._invoice(document)
+            return self._invoice(document, overrides)
         if type(document) is GoodsReceipt:
             return self._receipt(document)
         if isinstance(document, Invoice):
-            return self._invoice(document)
+            return self._invoice(document, overrides)
         if isinstance(document, GoodsReceipt):
             return self._receipt(document)
         if isinstance(document, GoodsReturn):
@@ -1658,13 +1762,23 @@ class Engine:
             return []
         raise TypeError(f"expected a receipt, return or invoice, got {type(document).__name__}")
 
-    def _invoice(self, invoice: Invoice) -> list[MatchResult]:
+    def _invoice(self, invoice: Invoice, overrides: Iterable[Override]) -> list[MatchResult]:
         po_id = invoice.po_id
         if po_id is None:
             raise ValidationError("invoice", [Problem("po_id", f"{invoice.id} names no PO")])
+        granted = tuple(overrides)
+        documents = self._documents
+        fingerprint = _fingerprint(invoice) * 2
+        seen = documents.get(invoice.id)
+        if seen is not None:
+            if seen >> 1 != fingerprint >> 1:
+                raise _changed(invoice.id, "")
+            if seen & 1:  # counted already: its result as it stands, nothing counted again
+                return [self._again_fed(invoice, granted)]
         terms = self._terms_of(po_id)
         ledger = self._ledgers[terms.ledger_no]
-        result = self._match(invoice, terms, ledger, None)
+        result = self._match(invoice, terms, ledger, None, granted)
+        documents[invoice.id] = fingerprint + (0 if _refused(result) else 1)
         if invoice.credits is None or invoice.kind is not _CREDIT_MEMO:
             return [result]
         return [result, *self._corrected(invoice, result, terms, ledger)]
@@ -1717,8 +1831,38 @@ class Engine:
         state.update(billed_before)
         return _evaluate(invoice, terms, state, (), self.uom, self.rates, ())
 
+    def _again_fed(self, invoice: Invoice, overrides: tuple[Override, ...]) -> MatchResult:
+        """An invoice (or memo) counted already, fed again: its result as it stands — against
+        what was billed before it if it waits for goods, else against everything but itself —
+        with ``overrides`` applied.  Nothing is counted again; an override that settles what
+        it waited for ends the wait."""
+        po_id = invoice.po_id
+        assert po_id is not None  # (the caller checked)
+        terms = self._terms_of(po_id)
+        ledger = self._ledgers[terms.ledger_no]
+        by_id = self._waiting.get(po_id)
+        entry = by_id.get(invoice.id) if by_id is not None else None
+        if entry is not None:
+            state = ledger.copy()
+            state.update(entry.billed_before)
+        else:
+            own: _Ledger = {}
+            _bill(own, invoice, terms, self.uom)
+            state = ledger.copy()
+            for key, value in own.items():
+                state[key] = state.get(key, _ZERO) - value
+        result = _evaluate(invoice, terms, state, overrides, self.uom, self.rates, ())
+        if entry is not None and (result.status in _OK or not _waits_for_goods(result)):
+            self._unwait(po_id, invoice.id)
+        return result
+
     def _match(
-        self, invoice: Invoice, terms: _Terms, ledger: _Ledger, waiting: _Waiting | None
+        self,
+        invoice: Invoice,
+        terms: _Terms,
+        ledger: _Ledger,
+        waiting: _Waiting | None,
+        overrides: tuple[Override, ...] = (),
     ) -> MatchResult:
         po_id = terms.po_id
         self.matched_lines += len(invoice.lines)
@@ -1757,12 +1901,12 @@ class Engine:
             invoice,
             terms,
             ledger,
-            (),
+            overrides,
             self.uom,
             self.rates,
             () if first is None else (first,),
         )
-        if before is not None and (first is not None or _blocked_by(result, _OVER_CREDIT)):
+        if before is not None and _refused(result):
             ledger.clear()
             ledger.update(before)
             return result
@@ -1770,7 +1914,7 @@ class Engine:
             # Held on quantities received: match it again when a receipt for the PO arrives,
             # against what was billed before it (later invoices do not count against it).
             self._wait(po_id, invoice, self._billed_before(invoice, terms, ledger))
-        if first is None:  # remembered once matched: an invoice refused changes nothing
+        if first is None:  # remembered once counted: a refused invoice changes nothing
             if numbered is not None:
                 own = invoice.id
                 self._numbers[numbered] = f"{len(own)}:{own}{number}"

@@ -856,9 +856,32 @@ class BatchMatcher:
         """Invoice lines matched so far, re-evaluations of waiting invoices included."""
         return self._engine.matched_lines
 
-    def feed(self, document: GoodsReceipt | GoodsReturn | Invoice) -> list[MatchResult]:
+    def feed(
+        self, document: GoodsReceipt | GoodsReturn | Invoice, overrides: Iterable[Override] = ()
+    ) -> list[MatchResult]:
         """Take one document; return the match results it produces: one for an invoice, one per
-        invoice it releases (or leaves waiting) for a receipt, none for a return.  An accepted
+        invoice it releases (or leaves waiting) for a receipt, none for a return.
+
+        ``overrides`` (see :meth:`Override.grant`) apply to an invoice's findings.  An invoice
+        or memo fed again — the same id and the same content — is matched again as it stands
+        (against what was billed before it while it waits for goods, else against everything
+        but itself), with the overrides given now, and nothing is counted twice: feeding a held
+        invoice again with an override is how a person's decision reaches the batch.  The same
+        id with other content raises :class:`~potrack.exceptions.DuplicateError` and changes
+        nothing.
+
+        >>> from potrack.testing.scenario import Scenario
+        >>> s = Scenario()
+        >>> po = s.issued_po(amount="10.00", quantity="100")
+        >>> batch = BatchMatcher({po.id: po})
+        >>> _ = batch.feed(s.receipt(po, "100"))
+        >>> inv = s.invoice(po, "60")
+        >>> batch.feed(inv) == batch.feed(inv)               # fed twice: one result, counted once
+        True
+        >>> batch.feed(s.invoice(po, "40"))[0].status.value  # 60 + 40 of 100
+        'matched'
+
+        An accepted
         credit memo that corrects an invoice waiting for goods (``credits`` names it) gives two:
         its own, then the invoice's, matched again in full as if the memo had come before it:
         what the memo credits (quantities, amounts, charges) no longer counts.
@@ -870,9 +893,10 @@ class BatchMatcher:
         Raises:
             ValidationError: a document names an unknown PO, or an invoice names none; or a
                 quantity is in a unit without a conversion factor (nothing is changed then).
+            DuplicateError: an invoice id fed before, with other content (nothing is changed).
             TypeError: not a receipt, return or invoice.
         """
-        return self._engine.feed(document)
+        return self._engine.feed(document, overrides)
 
     def waiting(self) -> list[MatchResult]:
         """The results of the invoices waiting for goods as they stand, oldest invoice first

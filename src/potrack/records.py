@@ -1042,9 +1042,9 @@ class Invoice:
         booked: list[tuple[str, Money | None]] = [("total", self.total), ("tax", self.tax)]
         booked += [(f"charges[{i}].amount", c.amount) for i, c in enumerate(self.charges)]
         booked += [(f"lines[{i}].tax", ln.tax) for i, ln in enumerate(self.lines)]
-        for path, value in booked:
-            if value is not None and value.currency.code == self.currency:
-                checks.append(_minor_units(path, value))
+        for path, stated in booked:
+            if stated is not None and stated.currency.code == self.currency:
+                checks.append(_minor_units(path, stated))
         checks.append(
             (
                 self.total.amount >= 0,
