@@ -13,16 +13,23 @@ from typing import Any
 import attrs
 import pytest
 
-from potrack.exceptions import DuplicateError
+from potrack.exceptions import DuplicateError, ValidationError
 from potrack.matching import (
     BatchMatcher,
+    Check,
     FindingCode,
-    InvoiceStatus,
+    Limit,
+    Severity,
+    Tolerance,
+    TolerancePolicy,
+    ToleranceRule,
+    lint_tolerance_policy,
+    load_tolerance_policy,
     match,
     normalize_invoice_number,
 )
 from potrack.money import money
-from potrack.records import InvoiceKind
+from potrack.records import Invoice, InvoiceKind, InvoiceLine, InvoiceStatus
 from tests.test_matching import invoice, po, received
 
 D = Decimal
@@ -144,3 +151,222 @@ def test_an_invoice_fed_for_another_po_under_a_known_id_is_refused() -> None:
     with pytest.raises(DuplicateError):
         batch.feed(invoice("10", iid="INV-1", po_id="PO-2"))
     assert date(2026, 2, 1) == invoice("10").invoice_date
+
+
+# -- a check the policy does not mention ------------------------------------------------------------
+
+
+def test_a_policy_naming_only_a_price_tolerance_still_checks_quantities() -> None:
+    """The pattern of a docs example: a price tolerance alone.  500 billed against 100 ordered
+    and nothing received is held, not paid in full."""
+    pol = TolerancePolicy(tolerances=(Tolerance(Check.UNIT_PRICE, upper=Limit(percent=D(5))),))
+    result = match(invoice("500"), po(), policy=pol)
+    assert result.status is InvoiceStatus.HELD
+    assert result.payable == money("0", "USD")
+    assert {f.code for f in result.blocking} == {
+        FindingCode.QUANTITY_ORDERED,
+        FindingCode.QUANTITY_RECEIVED,
+    }
+    assert result.checks_off == ()
+    # the price rule is the one named: 4 % above passes, the lower side is not checked
+    within = match(
+        invoice("10", "10.40", total="104.00"), po(), receipts=[received("10")], policy=pol
+    )
+    assert within.status is InvoiceStatus.MATCHED_WITHIN_TOLERANCE
+    below = match(invoice("10", "9.00", total="90.00"), po(), receipts=[received("10")], policy=pol)
+    assert below.status is InvoiceStatus.MATCHED  # a side without limits is not compared
+
+
+def test_a_rule_naming_one_check_keeps_the_others() -> None:
+    rule = ToleranceRule(
+        id="acme",
+        supplier="S-ACME",
+        tolerances=(Tolerance(Check.UNIT_PRICE, upper=Limit(percent=D(5))),),
+    )
+    result = match(invoice("500"), po(), policy=TolerancePolicy(rules=(rule,)))
+    assert FindingCode.QUANTITY_ORDERED in {f.code for f in result.blocking}
+
+
+def test_turning_a_check_off_takes_an_explicit_off_which_results_report() -> None:
+    pol = TolerancePolicy(
+        tolerances=(
+            Tolerance(Check.QUANTITY_ORDERED, off=True),
+            Tolerance(Check.QUANTITY_RECEIVED, off=True),
+        )
+    )
+    result = match(invoice("500"), po(), policy=pol)
+    assert result.status is InvoiceStatus.MATCHED
+    assert result.checks_off == ("quantity_received", "quantity_ordered")
+    assert "checks off: quantity_received, quantity_ordered" in result.report()
+    warnings = lint_tolerance_policy(pol)
+    assert [w.code for w in warnings] == ["check_off", "check_off"]
+    assert "quantity_ordered is off" in str(warnings[0])
+
+
+def test_a_rule_can_turn_a_check_off_for_its_scope_only() -> None:
+    rule = ToleranceRule(
+        id="acme-qty", item="ITEM-1", tolerances=(Tolerance(Check.QUANTITY_ORDERED, off=True),)
+    )
+    pol = TolerancePolicy(rules=(rule,))
+    two = po(lines=2)
+    inv = attrs.evolve(
+        invoice("200", total="4000.00"),
+        lines=(
+            InvoiceLine(line_no=1, po_line_no=1, quantity=D(200), unit_price=money("10.00", "USD")),
+            InvoiceLine(line_no=2, po_line_no=2, quantity=D(200), unit_price=money("10.00", "USD")),
+        ),
+    )
+    result = match(
+        inv, two, receipts=[received("200"), received("200", line=2, rid="GR-2")], policy=pol
+    )
+    assert [(f.code, f.invoice_line_no) for f in result.blocking] == [
+        (FindingCode.QUANTITY_ORDERED, 2)
+    ]
+    assert result.checks_off == ("quantity_ordered",)
+    assert [str(w) for w in lint_tolerance_policy(pol)] == [
+        "check_off: quantity_ordered is off: nothing billed is compared with it [rule acme-qty]"
+    ]
+
+
+def test_off_with_limits_is_refused() -> None:
+    with pytest.raises(ValidationError, match="off"):
+        Tolerance(Check.TAX, upper=Limit(amount=D(1)), off=True)
+
+
+def test_a_policy_file_turns_a_check_off_explicitly() -> None:
+    pol = load_tolerance_policy(
+        "inline.toml",
+        text="""
+[[tolerances]]
+check = "unit_price"
+upper = { percent = "5" }
+
+[[tolerances]]
+check = "quantity_received"
+off = true
+""",
+    )
+    result = match(invoice("10"), po(), policy=pol)  # nothing received
+    assert result.status is InvoiceStatus.MATCHED
+    assert result.checks_off == ("quantity_received",)
+    assert match(invoice("500"), po(), policy=pol).status is InvoiceStatus.HELD  # ordered: on
+
+
+# -- header total, tax and rounding -----------------------------------------------------------------
+
+
+def _lines(*specs: tuple[str, str], currency: str = "USD", tax: list[str] | None = None) -> Any:
+    return tuple(
+        InvoiceLine(
+            line_no=i,
+            po_line_no=i,
+            quantity=D(qty),
+            unit_price=money(price, currency),
+            tax=None if tax is None else money(tax[i - 1], currency),
+        )
+        for i, (qty, price) in enumerate(specs, start=1)
+    )
+
+
+def test_the_header_total_counts_tax_stated_per_line() -> None:
+    order = po(tax_rate=D(8))
+    inv = attrs.evolve(
+        invoice("100"), lines=_lines(("100", "10.00"), tax=["80.00"]), total=money("1080.00", "USD")
+    )
+    result = match(inv, order, receipts=[received("100")])
+    assert result.status is InvoiceStatus.MATCHED
+    assert result.payable == money("1080.00", "USD")
+    wrong = attrs.evolve(inv, total=money("1090.00", "USD"))
+    held = match(wrong, order, receipts=[received("100")])
+    (f,) = held.blocking
+    assert (f.code, f.expected, f.actual) == (FindingCode.HEADER_TOTAL, D("1080.00"), D("1090.00"))
+
+
+EXACT_TAX = Tolerance(Check.TAX, upper=Limit(amount=D(0)), lower=Limit(amount=D(0)))
+
+
+@pytest.mark.parametrize(
+    ("rounding", "stated", "matched"),
+    [
+        ("line", "2.40", True),
+        ("line", "2.41", False),
+        ("invoice", "2.41", True),
+        ("invoice", "2.40", False),
+    ],
+)
+def test_tax_is_rounded_per_line_or_per_invoice_as_the_policy_says(
+    rounding: str, stated: str, matched: bool
+) -> None:
+    """Three lines of 10.05 at 8 %: 0.804 each — 0.80 × 3 = 2.40 rounded per line, 2.412 → 2.41
+    rounded per invoice."""
+    order = po(lines=3, tax_rate=D(8), price="10.05")
+    inv = attrs.evolve(
+        invoice("1"),
+        lines=_lines(("1", "10.05"), ("1", "10.05"), ("1", "10.05")),
+        tax=money(stated, "USD"),
+        total=money(D("30.15") + D(stated), "USD"),
+    )
+    receipts = [received("1", line=n, rid=f"GR-{n}") for n in (1, 2, 3)]
+    pol = TolerancePolicy(tolerances=(EXACT_TAX,), tax_rounding=rounding)
+    result = match(inv, order, receipts=receipts, policy=pol)
+    assert (result.status is InvoiceStatus.MATCHED) is matched
+    if not matched:
+        (f,) = result.findings
+        expected = D("2.40") if rounding == "line" else D("2.41")
+        assert (f.code, f.expected, f.actual) == (FindingCode.TAX, expected, D(stated))
+        assert f.severity is (Severity.BLOCK if f.variance > 0 else Severity.WARN)
+
+
+def test_tax_rounding_is_per_invoice_or_per_line_only() -> None:
+    with pytest.raises(ValidationError, match="tax_rounding"):
+        TolerancePolicy(tax_rounding="cent")
+
+
+def _jpy_po() -> Any:
+    from tests.test_matching import po as make
+
+    order = make()
+    line = attrs.evolve(order.lines[0], unit_price=money("1000.5", "JPY"), quantity=D(1))
+    return attrs.evolve(order, currency="JPY", lines=(line,))
+
+
+@pytest.mark.parametrize(
+    ("stated", "status"),
+    [
+        ("1001", InvoiceStatus.MATCHED),
+        ("1000", InvoiceStatus.MATCHED),
+        ("1002", InvoiceStatus.HELD),
+        ("999", InvoiceStatus.MATCHED_WITHIN_TOLERANCE),  # below: a lower breach warns
+    ],
+)
+def test_a_tie_rounded_up_or_to_even_is_the_supplier_s_choice(
+    stated: str, status: InvoiceStatus
+) -> None:
+    """JPY 1 × 1000.5: the supplier may book 1001 (half up) or 1000 (half even); the default
+    policy holds neither."""
+    inv = Invoice(
+        id="INV-J",
+        supplier_id="S-ACME",
+        po_id="PO-1",
+        invoice_date=date(2026, 2, 1),
+        currency="JPY",
+        lines=_lines(("1", "1000.5"), currency="JPY"),
+        total=money(stated, "JPY"),
+    )
+    result = match(inv, _jpy_po(), receipts=[received("1")])
+    assert result.status is status
+    held = status is InvoiceStatus.HELD
+    assert result.payable == (money("0", "JPY") if held else money(stated, "JPY"))
+
+
+def test_the_payable_rounding_does_not_change_what_the_checks_compare() -> None:
+    """3 × 45.5805 = 136.7415, booked 136.74; a policy rounding payables UP still compares the
+    total the supplier booked, and pays what was invoiced, never more."""
+    from potrack.money import Rounding
+
+    order = po(price="45.5805")
+    inv = invoice("3", "45.5805", total="136.74")
+    for mode in Rounding:
+        result = match(inv, order, receipts=[received("3")], policy=TolerancePolicy(rounding=mode))
+        assert result.status is InvoiceStatus.MATCHED, mode
+        assert result.payable == money("136.74", "USD")

@@ -33,6 +33,7 @@ from potrack.matching import (
     Severity,
     Tolerance,
     TolerancePolicy,
+    _default_tolerances,
 )
 from potrack.money import Rounding, quantum, round_amount
 from potrack.records import (
@@ -72,6 +73,7 @@ class _LineChecks:
         "accepted_tol",
         "amount_tol",
         "date_tol",
+        "off",
         "ordered_lower",
         "ordered_tol",
         "price_tol",
@@ -79,7 +81,9 @@ class _LineChecks:
         "received_tol",
     )
 
-    def __init__(self, found: dict[Check, _Gate]) -> None:
+    def __init__(self, found: dict[Check, _Gate], off: frozenset[Check] = frozenset()) -> None:
+        self.off = off
+        """The checks turned off for the scope."""
         self.price_tol = found.get(Check.UNIT_PRICE)
         received = self.received_tol = found.get(Check.QUANTITY_RECEIVED)
         ordered = self.ordered_tol = found.get(Check.QUANTITY_ORDERED)
@@ -177,6 +181,9 @@ def _quantizer(rounding: Rounding) -> Any:
     return found
 
 
+_EVEN: Final = _quantizer(Rounding.HALF_EVEN)
+"""How checks round what the supplier books (whatever the policy rounds payables with)."""
+_UP: Final = _quantizer(Rounding.HALF_UP)
 _FOUR_WAY: Final = MatchLevel.FOUR_WAY
 _TWO_WAY: Final = MatchLevel.TWO_WAY
 _SERVICE: Final = LineType.SERVICE
@@ -207,6 +214,7 @@ class _Terms:
     __slots__ = (
         "charges",
         "charges_tol",
+        "checks_off",
         "currency",
         "ledger_no",
         "lines",
@@ -240,6 +248,8 @@ class _Terms:
         self.charges = agreed
         """Agreed charges per charge code."""
         self.charges_tol, self.tax_tol, self.total_tol = rules.header_checks(supplier_id)
+        self.checks_off: tuple[str, ...] = rules.checks_off(supplier_id, lines) if rules.off else ()
+        """The checks off for the PO's lines or its invoices' headers (reported in results)."""
         self.slot = 0
         """Which of its ledger's POs this is (0 for a ledger of its own)."""
         self.ledger_no = 0
@@ -581,12 +591,18 @@ _HeaderGates = tuple[_Gate | None, _Gate | None, _Gate | None]  # charges, tax, 
 
 
 class _Resolver:
-    """Tolerance resolution with a cache per (item, supplier, category)."""
+    """Tolerance resolution with a cache per (item, supplier, category).
+
+    Every check starts with the default policy's tolerance (exact, blocking); the policy's
+    tolerances replace it per check, then the rules that apply, least specific first; a
+    tolerance with ``off`` takes the check out.
+    """
 
     def __init__(self, policy: TolerancePolicy) -> None:
         self.policy = policy
         # The policy's settings the hot path reads, as plain attributes.
         self.rounded_to: Any = _quantizer(policy.rounding)
+        self.tax_per_line: bool = policy.tax_rounding == "line"
         self.small_difference: Decimal = policy.small_difference
         self.small_difference_text = f"{policy.small_difference:f}"  # the limit, in findings
         self.park: bool = policy.before_receipt == "park"
@@ -595,8 +611,16 @@ class _Resolver:
         self.name: str = policy.name
         self.cache: dict[tuple[str | None, str, str], dict[Check, _Gate]] = {}
         self.ordered = sorted(policy.rules, key=lambda r: r.rank, reverse=True)
-        self.default: dict[Check, _Gate] = {t.check: _Gate(t, "default") for t in policy.tolerances}
-        self.default_checks = _LineChecks(self.default)
+        default: dict[Check, _Gate] = {t.check: _Gate(t, "default") for t in _default_tolerances()}
+        off: set[Check] = set()
+        for t in policy.tolerances:
+            _apply(default, off, t, "default")
+        self.default = default
+        self.default_off = frozenset(off)
+        self.off = bool(off) or any(t.off for r in policy.rules for t in r.tolerances)
+        """Whether anything turns a check off (else no invoice reports one)."""
+        self.offs: dict[tuple[str | None, str, str], frozenset[Check]] = {}
+        self.default_checks = _LineChecks(self.default, self.default_off)
         # The line checks' gates per scope (hashing an Enum member runs Python code: these
         # lookups happen once per scope, not per line).
         self.checks: dict[tuple[str | None, str, str], _LineChecks] = {}
@@ -610,7 +634,8 @@ class _Resolver:
         key = (item, supplier, category)
         found = self.checks.get(key)
         if found is None:
-            found = _LineChecks(self.for_line(item, supplier, category))
+            gates = self.for_line(item, supplier, category)
+            found = _LineChecks(gates, self.offs.get(key, self.default_off))
             if len(self.checks) < 100_000:
                 self.checks[key] = found
         return found
@@ -625,6 +650,19 @@ class _Resolver:
             if len(self.headers) < 100_000:
                 self.headers[supplier] = found
         return found
+
+    def checks_off(self, supplier: str, lines: dict[int, _LineTerms]) -> tuple[str, ...]:
+        """The checks off for a PO's lines (each line's scope) or its invoices' header (the
+        supplier's scope), in :class:`Check` order."""
+        off = set(self.default_off)
+        if self.ordered:
+            self.for_line(None, supplier, "")
+            off = set(self.offs.get((None, supplier, ""), self.default_off))
+            header = (Check.CHARGES, Check.TAX, Check.HEADER_TOTAL)
+            off = {c for c in off if c in header}
+        for t in lines.values():
+            off |= t.checks.off
+        return tuple(c.value for c in Check if c in off)
 
     @staticmethod
     def _header(found: dict[Check, _Gate]) -> _HeaderGates:
@@ -641,12 +679,27 @@ class _Resolver:
                 found = self.default  # shared: never mutated
             else:
                 found = dict(self.default)
+                off = set(self.default_off)
                 for rule in applying:  # least specific first: more specific overwrite
                     for t in rule.tolerances:
-                        found[t.check] = _Gate(t, rule.id)
+                        _apply(found, off, t, rule.id)
+                if off != self.default_off:
+                    self.offs[key] = frozenset(off)
             if len(self.cache) < 100_000:
                 self.cache[key] = found
         return found
+
+
+def _apply(gates: dict[Check, _Gate], off: set[Check], tolerance: Tolerance, rule: str) -> None:
+    """Let ``tolerance`` decide its check: its gate replaces the one before, or it turns the
+    check off."""
+    check = tolerance.check
+    if tolerance.off:
+        gates.pop(check, None)
+        off.add(check)
+    else:
+        gates[check] = _Gate(tolerance, rule)
+        off.discard(check)
 
 
 _RESOLVERS: Final[dict[int, _Resolver]] = {}
@@ -896,10 +949,17 @@ def _evaluate(
     found: list[Finding] = []  # every line's findings, in order
     invoice_id = invoice.id
     # Totals and tax are compared as the supplier books them: each line amount rounded to the
-    # currency's precision (a 3 × 45.5805 line is 136.74 on the invoice).
+    # currency's precision (a 3 × 45.5805 line is 136.74 on the invoice) — half even, whatever
+    # the policy rounds payables with; a tie rounded up instead is the supplier's choice too
+    # (``ties``: how much more the lines come to rounded half up).
     exponent = _quantum(cur)
     rules = terms.rules
     rounded_to = rules.rounded_to
+    to_even = _EVEN
+    ties = _ZERO
+    per_line_tax = rules.tax_per_line
+    line_tax = _ZERO  # the tax expected, rounded per line (when the policy says so)
+    line_tax_ties = _ZERO
     net_total = _ZERO
     # The tax expected is the sum of each line's booked amount × its PO line's tax rate.  While
     # every line has the same rate (``rate0``) that is ``net_total`` × the rate: one product per
@@ -928,7 +988,10 @@ def _evaluate(
             amount = quantity * unit_price
             if price_unit is not _ONE and price_unit != _ONE:
                 amount = amount / price_unit
-            booked = rounded = rounded_to(amount, exponent)
+            booked = to_even(amount, exponent)
+            if booked != amount:
+                ties += _UP(amount, exponent) - booked
+            rounded = booked if rounded_to is to_even else rounded_to(amount, exponent)
         net_total += booked
         if t is None:
             found.append(
@@ -1052,6 +1115,12 @@ def _evaluate(
             ledger[billed_key] = billed_after
             ledger[amount_key] = amount_after
         tax_rate = t.tax_rate
+        if per_line_tax and tax_rate:
+            exact_tax = booked * tax_rate * _CENT
+            even_tax = to_even(exact_tax, exponent)
+            line_tax += even_tax
+            if even_tax != exact_tax:
+                line_tax_ties += _UP(exact_tax, exponent) - even_tax
         if uniform:
             if first:
                 tax_rate0 = tax_rate
@@ -1109,23 +1178,36 @@ def _evaluate(
             _add(ledger, _charge_key(slot, charge.code), -value if credit else value)
     else:
         charges_total = _ZERO
+    # The tax stated: the invoice's, else the sum of its lines' (None: none stated).
     stated_tax = invoice.tax
+    tax: Decimal | None = None
+    if stated_tax is not None:
+        tax = stated_tax.amount
+    else:
+        for ln in invoice_lines:
+            if ln.tax is not None:
+                tax = ln.tax.amount if tax is None else tax + ln.tax.amount
     tax_check = terms.tax_tol
     if tax_check is not None and tax_known:
         if uniform and tax_rate0:
             taxed = net_total * tax_rate0
-        tax = stated_tax.amount if stated_tax is not None else None
-        if tax is None and any(ln.tax is not None for ln in invoice_lines):
-            tax = sum((ln.tax.amount for ln in invoice_lines if ln.tax is not None), _ZERO)
         if tax is not None or taxed:
-            expected_tax = rounded_to(taxed * _CENT, exponent)  # (rates are percents)
-            _test(header, tax_check, _CODE_TAX, expected_tax, tax or _ZERO, cur, currency=cur)
+            if per_line_tax:
+                expected_tax = line_tax
+                tax_ties = line_tax_ties
+            else:
+                exact_tax = taxed * _CENT  # (rates are percents)
+                expected_tax = to_even(exact_tax, exponent)
+                tax_ties = _UP(exact_tax, exponent) - expected_tax
+            given = tax or _ZERO
+            if not (tax_ties and expected_tax <= given <= expected_tax + tax_ties):
+                _test(header, tax_check, _CODE_TAX, expected_tax, given, cur, currency=cur)
     invoiced = invoice.total
     total = invoiced.amount
     computed = net_total + charges_total
-    if stated_tax is not None:
-        computed += stated_tax.amount
-    if total != computed:
+    if tax is not None:
+        computed += tax
+    if total != computed and not (ties and computed <= total <= computed + ties):
         diff = total - computed
         allowance = rules.small_difference
         if abs(diff) <= allowance:
@@ -1153,6 +1235,7 @@ def _evaluate(
         overrides,
         rules,
         exponent,
+        terms.checks_off,
     )
 
 
@@ -1540,6 +1623,7 @@ def _conclude(
     overrides: tuple[Override, ...],
     rules: _Resolver,
     exponent: Decimal,
+    checks_off: tuple[str, ...],
 ) -> MatchResult:
     """The invoice's status and what may be paid now, from its settled lines (``line_findings``:
     whether any has a finding) and header findings (the invoice's id, kind, currency and total
@@ -1591,6 +1675,7 @@ def _conclude(
             tuple(lines),
             header_findings,
             rules.name,
+            checks_off,
         ),
     )
 

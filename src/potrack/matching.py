@@ -57,6 +57,7 @@ import attrs
 from moneyed import Money
 
 from potrack._files import read_settings
+from potrack.approval import LintFinding
 from potrack.events import RecordMatch
 from potrack.exceptions import (
     InvalidValueError,
@@ -104,6 +105,7 @@ __all__ = [
     "ToleranceRule",
     "compare_simulations",
     "engine",
+    "lint_tolerance_policy",
     "load_tolerance_policy",
     "match",
     "normalize_invoice_number",
@@ -225,13 +227,23 @@ class Tolerance:
     """``both``: every set limit must hold; ``either``: one holding suffices."""
     upper_blocks: bool = True
     lower_blocks: bool = False
+    off: bool = False
+    """Turn the check off (no limits then): the only way to skip a check the default policy
+    performs.  Results list the checks off (:attr:`MatchResult.checks_off`) and
+    :func:`lint_tolerance_policy` warns about each."""
 
     def __attrs_post_init__(self) -> None:
+        problems = []
         if self.combine not in ("both", "either"):
-            raise ValidationError(
-                "Tolerance",
-                [Problem("combine", f"expected 'both' or 'either', got {self.combine!r}")],
+            problems.append(
+                Problem("combine", f"expected 'both' or 'either', got {self.combine!r}")
             )
+        if self.off and (self.upper is not None or self.lower is not None):
+            problems.append(
+                Problem("off", "a check turned off has no limits; give either off or limits")
+            )
+        if problems:
+            raise ValidationError("Tolerance", problems)
 
     def _breach(
         self,
@@ -303,8 +315,12 @@ class TolerancePolicy:
     """Everything that decides a match.
 
     Args:
-        tolerances: the default tolerances, used where no rule covers a line (per check; a check
-            with no tolerance anywhere is not performed).  The default is exact matching.
+        tolerances: the default tolerances, used where no rule covers a line, per check.  A
+            check not named keeps the default policy's tolerance: unit price, quantities
+            (received, ordered, accepted), charges and the header total are exact and blocking
+            unless a tolerance names them — naming a price tolerance changes the price rule only.
+            ``Tolerance(check, off=True)`` turns a check off (results report it, the linter
+            warns).  Tax, line amount and date are checked only where a tolerance names them.
         rules: scoped rules (see :class:`ToleranceRule`).
         default_level: matching level of lines, POs and suppliers that set none.
         small_difference: header-total differences up to this amount (in the invoice currency)
@@ -314,7 +330,13 @@ class TolerancePolicy:
             the receipt arrives (see :class:`BatchMatcher`).
         partial_payment: pay the lines that match while others are held (default: any hold holds
             the whole invoice).
-        rounding: how payable amounts are rounded to the currency's precision.
+        rounding: how payable amounts are rounded to the currency's precision (what the checks
+            compare is not: they compare amounts as the supplier books them, each line rounded
+            half even — or, for a tie, half up: JPY 1000.5 booked as 1000 or 1001 both match).
+        tax_rounding: how the tax expected is rounded: ``invoice`` (the default: the lines'
+            tax summed, then rounded once) or ``line`` (each line's tax rounded, then summed).
+            Three lines of 10.05 at 8 % expect 2.41 per invoice (2.412) and 2.40 per line
+            (0.80 each).
         name: for reports.
     """
 
@@ -325,6 +347,7 @@ class TolerancePolicy:
     before_receipt: str = "park"
     partial_payment: bool = False
     rounding: Rounding = Rounding.HALF_EVEN
+    tax_rounding: str = "invoice"
     name: str = "default"
 
     def __attrs_post_init__(self) -> None:
@@ -332,6 +355,13 @@ class TolerancePolicy:
         if self.before_receipt not in ("hold", "park"):
             problems.append(
                 Problem("before_receipt", f"expected 'hold' or 'park', got {self.before_receipt!r}")
+            )
+        if self.tax_rounding not in ("invoice", "line"):
+            problems.append(
+                Problem(
+                    "tax_rounding",
+                    f"expected 'invoice' or 'line', got {self.tax_rounding!r}",
+                )
             )
         ids = [r.id for r in self.rules]
         if len(set(ids)) != len(ids):
@@ -442,6 +472,27 @@ def load_tolerance_policy(
         tolerances=typed(policy.tolerances),
         rules=tuple(attrs.evolve(r, tolerances=typed(r.tolerances)) for r in policy.rules),
     )
+
+
+def lint_tolerance_policy(policy: TolerancePolicy) -> list[LintFinding]:
+    """What is questionable in a tolerance policy: each check it turns off (``check_off``),
+    where — the policy's defaults or a rule.
+
+    >>> lint_tolerance_policy(TolerancePolicy(tolerances=(Tolerance(Check.TAX, off=True),)))
+    [LintFinding(code='check_off', message='tax is off: nothing billed is compared with it', locations=('default',))]
+    """
+    scopes = [("default", policy.tolerances)]
+    scopes += [(f"rule {r.id}", r.tolerances) for r in policy.rules]
+    return [
+        LintFinding(
+            code="check_off",
+            message=f"{t.check.value} is off: nothing billed is compared with it",
+            locations=(where,),
+        )
+        for where, tolerances in scopes
+        for t in tolerances
+        if t.off
+    ]
 
 
 # -- overrides ----------------------------------------------------------------------------------------
@@ -658,6 +709,9 @@ class MatchResult(NamedTuple):
     lines: tuple[LineResult, ...]
     header: tuple[Finding, ...]
     policy: str
+    checks_off: tuple[str, ...] = ()
+    """The checks the policy turned off for this invoice's lines or header (``Tolerance(check,
+    off=True)``), in :class:`Check` order: what was not compared."""
 
     @property
     def findings(self) -> tuple[Finding, ...]:
@@ -683,6 +737,8 @@ class MatchResult(NamedTuple):
             f"{self.invoice_id}: {self.status.value.replace('_', ' ')} — payable "
             f"{format_money(self.payable, locale)}, held {format_money(self.held, locale)}"
         )
+        if self.checks_off:
+            head += f" (checks off: {', '.join(self.checks_off)})"
         return "\n".join([head, *(f"  - {f.sentence(locale)}" for f in self.findings)])
 
     def to_event(self, po_currency: str | None = None) -> RecordMatch:
