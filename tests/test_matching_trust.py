@@ -370,3 +370,59 @@ def test_the_payable_rounding_does_not_change_what_the_checks_compare() -> None:
         result = match(inv, order, receipts=[received("3")], policy=TolerancePolicy(rounding=mode))
         assert result.status is InvoiceStatus.MATCHED, mode
         assert result.payable == money("136.74", "USD")
+
+
+# -- results are data ---------------------------------------------------------------------------
+
+
+def test_every_result_of_a_synthetic_stream_round_trips_through_potrack_s_converter() -> None:
+    from potrack import dumps, loads
+    from potrack.matching import MatchResult
+    from potrack.memory import StaticRates
+    from potrack.testing.synth import Synth
+
+    orders, stream = Synth(seed=7).matching_stream(3_000)
+    rates = StaticRates({("EUR", "USD"): D("1.08"), ("GBP", "USD"): D("1.27")})
+    batch = BatchMatcher(orders, TolerancePolicy.lenient(), rates=rates)
+    results = list(batch.run(stream))
+    assert len({f.code for r in results for f in r.findings}) >= 5
+    for result in results:
+        text = dumps(result)
+        assert loads(text, MatchResult) == result
+    finding = next(f for r in results for f in r.findings if f.code is FindingCode.PRICE)
+    data = __import__("json").loads(dumps(finding))
+    assert {
+        "expected",
+        "actual",
+        "variance",
+        "variance_percent",
+        "limit",
+        "rule",
+        "severity",
+    } <= set(data)
+
+
+def test_a_result_with_an_override_round_trips() -> None:
+    from potrack import dumps, loads
+    from potrack.matching import MatchResult, Override
+    from tests.test_matching import AT
+
+    held = match(invoice("100", "10.50", total="1050.00"), po(), receipts=[received("100")])
+    grant = Override(
+        invoice_id="INV-1",
+        code=FindingCode.PRICE,
+        invoice_line_no=1,
+        by="ctl",
+        reason="agreed",
+        at=AT,
+    )
+    accepted = match(
+        invoice("100", "10.50", total="1050.00"),
+        po(),
+        receipts=[received("100")],
+        overrides=[grant],
+    )
+    assert held.status is InvoiceStatus.HELD
+    assert loads(dumps(accepted), MatchResult) == accepted
+    with pytest.raises(ValidationError, match="unknown keys"):
+        loads(dumps(accepted).replace('"held":', '"surprise":1,"held":', 1), MatchResult)

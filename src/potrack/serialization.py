@@ -35,6 +35,11 @@ from typing import Any, TypeVar
 
 import attrs
 import cattrs
+from cattrs.cols import (
+    is_namedtuple,
+    namedtuple_dict_structure_factory,
+    namedtuple_dict_unstructure_factory,
+)
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 from moneyed import Money
@@ -245,6 +250,14 @@ def make_converter() -> PotrackConverter:
     conv.register_unstructure_hook_func(
         lambda t: getattr(t, "__origin__", None) is frozenset,
         lambda value: sorted(conv.unstructure(v) for v in value),
+    )
+    # Results (a match result, its lines and findings) are NamedTuples: objects with their
+    # field names, not bare lists.
+    conv.register_unstructure_hook_factory(is_namedtuple, namedtuple_dict_unstructure_factory)
+    conv.register_structure_hook_factory(
+        is_namedtuple,
+        # (detailed validation, forbid extra keys: positional-only)
+        lambda cl, c: namedtuple_dict_structure_factory(cl, c, True, True),
     )
     _make_event_hooks(conv)
     return conv
