@@ -426,3 +426,63 @@ def test_a_result_with_an_override_round_trips() -> None:
     assert loads(dumps(accepted), MatchResult) == accepted
     with pytest.raises(ValidationError, match="unknown keys"):
         loads(dumps(accepted).replace('"held":', '"surprise":1,"held":', 1), MatchResult)
+
+
+# -- credit memos at a new exchange rate --------------------------------------------------------------
+
+
+def _eur(qty: str, iid: str, rate: str, **over: Any) -> Invoice:
+    line = InvoiceLine(line_no=1, po_line_no=1, quantity=D(qty), unit_price=money("10.00", "EUR"))
+    fields: dict[str, Any] = {
+        "id": iid,
+        "supplier_id": "S-ACME",
+        "number": f"N-{iid}",
+        "po_id": "PO-1",
+        "invoice_date": date(2026, 2, 1),
+        "currency": "EUR",
+        "lines": (line,),
+        "total": money(D(qty) * 10, "EUR"),
+        "exchange_rate": D(rate),
+    }
+    fields.update(over)
+    return Invoice(**fields)
+
+
+def test_a_full_reversal_at_a_new_rate_books_at_the_invoice_s_rate_with_the_difference_reported() -> (
+    None
+):
+    """PO 100 @ 11.00 USD; invoiced 100 @ 10.00 EUR at 1.10 (1,100 USD).  The memo reversing it
+    in full a month later states 1.20: at its own rate it would credit 1,200 USD of the 1,100
+    invoiced, and be refused as over-credit."""
+    order = po(price="11.00")
+    billed = _eur("100", "INV-1", "1.10")
+    memo = _eur("100", "CM-1", "1.20", kind=InvoiceKind.CREDIT_MEMO, credits="INV-1", number=None)
+    result = match(memo, order, receipts=[received("100")], earlier=[billed])
+    assert result.status is InvoiceStatus.MATCHED
+    rate = [f for f in result.header if f.code is FindingCode.CURRENCY and f.variance is not None]
+    assert [(f.expected, f.actual, f.variance, f.value, f.severity) for f in rate] == [
+        (D("1.10"), D("1.20"), D("0.10"), D("100.0000"), Severity.INFO)
+    ]
+    assert "reverses INV-1 at its rate 1.10" in result.report()
+    batch = BatchMatcher({"PO-1": order})
+    batch.feed(received("100"))
+    batch.feed(billed)
+    (fed,) = batch.feed(memo)
+    assert fed == result
+    # the reversal leaves nothing billed: the next invoice for the 100 is matched in full
+    (again,) = batch.feed(_eur("100", "INV-2", "1.10"))
+    assert again.status is InvoiceStatus.MATCHED
+    assert (
+        match(
+            _eur("100", "INV-2", "1.10"), order, receipts=[received("100")], earlier=[billed, memo]
+        )
+        == again
+    )
+
+
+def test_a_memo_at_a_new_rate_crediting_more_than_was_invoiced_is_still_refused() -> None:
+    order = po(price="11.00")
+    billed = _eur("100", "INV-1", "1.10")
+    memo = _eur("101", "CM-1", "1.00", kind=InvoiceKind.CREDIT_MEMO, credits="INV-1", number=None)
+    result = match(memo, order, receipts=[received("100")], earlier=[billed])
+    assert [f.code for f in result.blocking] == [FindingCode.OVER_CREDIT]

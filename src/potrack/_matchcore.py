@@ -389,12 +389,19 @@ def _give_back(ledger: _Ledger, ret: GoodsReturn, terms: _Terms) -> None:
         _add(ledger, rl.line_no * _LINE + slot + _RETURNED, rl.quantity)
 
 
-def _bill(ledger: _Ledger, invoice: Invoice, terms: _Terms, uom: UomConverter | None) -> None:
+def _bill(
+    ledger: _Ledger,
+    invoice: Invoice,
+    terms: _Terms,
+    uom: UomConverter | None,
+    credited_rate: Decimal | None = None,
+) -> None:
     """Add an invoice (or subtract a credit memo) to the cumulative state, as :func:`_evaluate`
     bills it: amounts converted with the invoice's rate only when its currency is not the PO's
-    (a rate on an invoice in the PO's currency means nothing)."""
+    (a rate on an invoice in the PO's currency means nothing) — a memo's at ``credited_rate``,
+    the rate of the invoice it credits, when known."""
     sign = -1 if invoice.kind is _CREDIT_MEMO else 1
-    rate = _billing_rate(invoice, terms)
+    rate = _billing_rate(invoice, terms, credited_rate)
     known = terms.lines
     for ln in invoice.lines:
         no = ln.po_line_no
@@ -409,12 +416,34 @@ def _bill(ledger: _Ledger, invoice: Invoice, terms: _Terms, uom: UomConverter | 
         _add(ledger, _charge_key(terms.slot, charge.code), sign * charge.amount.amount * rate)
 
 
-def _billing_rate(invoice: Invoice, terms: _Terms) -> Decimal:
+def _billing_rate(invoice: Invoice, terms: _Terms, credited_rate: Decimal | None = None) -> Decimal:
     """What one unit of the invoice's currency is billed as in the PO's: its rate when the
-    currencies differ and it has one, else 1 (as :func:`_evaluate` bills)."""
+    currencies differ and it has one (a memo: the rate of the invoice it credits, when known),
+    else 1 (as :func:`_evaluate` bills)."""
     if invoice.currency == terms.currency:
         return _ONE
+    if credited_rate is not None and invoice.kind is _CREDIT_MEMO:
+        return credited_rate
     return invoice.exchange_rate or _ONE
+
+
+def _rates_of(invoices: Iterable[Invoice], po_currency: str) -> dict[str, Decimal]:
+    """The exchange rates of the invoices in another currency than the PO's, by id (what a
+    memo crediting one of them reverses at)."""
+    return {
+        inv.id: inv.exchange_rate
+        for inv in invoices
+        if inv.exchange_rate is not None and inv.kind is _INVOICE and inv.currency != po_currency
+    }
+
+
+def _credited(invoice: Invoice, rate_of: dict[str, Decimal]) -> Decimal | None:
+    """The rate of the invoice a memo credits (None: not a memo, or the invoice's rate is not
+    known)."""
+    credits = invoice.credits
+    if credits is None or not rate_of or invoice.kind is not _CREDIT_MEMO:
+        return None
+    return rate_of.get(credits)
 
 
 def _net(ln: InvoiceLine) -> Decimal:
@@ -801,10 +830,20 @@ def match_one(
     for ret in returns:
         if ret.po_id == po.id:
             _give_back(ledger, ret, terms)
+    earlier = [inv for inv in earlier if inv.id != invoice.id and inv.po_id == po.id]
+    rate_of = _rates_of(earlier, po.currency)
     for inv in earlier:
-        if inv.id != invoice.id and inv.po_id == po.id:
-            _bill(ledger, inv, terms, uom)
-    return _evaluate(invoice, terms, ledger, overrides, uom, rates, supplier_invoices)
+        _bill(ledger, inv, terms, uom, _credited(inv, rate_of))
+    return _evaluate(
+        invoice,
+        terms,
+        ledger,
+        overrides,
+        uom,
+        rates,
+        supplier_invoices,
+        _credited(invoice, rate_of),
+    )
 
 
 _OK: Final = (_MATCHED, _WITHIN)
@@ -906,8 +945,12 @@ def _evaluate(
     uom: UomConverter | None,
     rates: ExchangeRates | None,
     supplier_invoices: Iterable[Invoice],
+    credited_rate: Decimal | None = None,
 ) -> MatchResult:
     """Match ``invoice`` against what ``ledger`` knows, then add it to the ledger.
+
+    A credit memo in another currency than the PO's reverses at ``credited_rate``, the rate of
+    the invoice it credits, when known (the difference to its own rate is a finding).
 
     Each line is checked against the cumulative state of its PO line and billed right after,
     so a second invoice line on the same PO line is checked against both.  Nothing is changed
@@ -938,6 +981,10 @@ def _evaluate(
     header: list[Finding] = []
     if cur != po_cur:
         rate = invoice.exchange_rate
+        if credited_rate is not None and credit:
+            if rate is not None and rate != credited_rate:
+                header.append(_rate_difference(invoice, po_cur, rate, credited_rate))
+            rate = credited_rate
         header.append(_currency_finding(invoice, po, rate, rates))
     if supplier_invoices:
         header.extend(_duplicates(invoice, supplier_invoices))
@@ -1492,6 +1539,29 @@ def _currency_finding(
     )
 
 
+def _rate_difference(memo: Invoice, po_cur: str, own: Decimal, credited: Decimal) -> Finding:
+    """A memo stating another rate than the invoice it reverses: it books at the invoice's rate
+    (so a full reversal reverses in full), and the difference is an exchange difference."""
+    variance = own - credited
+    value = memo.total.amount * variance
+    return Finding(
+        code=_CODE_CURRENCY,
+        severity=_INFO,
+        unit=po_cur,
+        expected=credited,
+        actual=own,
+        variance=variance,
+        variance_percent=_pct(variance, credited),
+        value=value,
+        currency=po_cur,
+        detail=(
+            f"the memo states {_plain(own)} {po_cur} per {memo.currency} and reverses "
+            f"{memo.credits} at its rate {_plain(credited)}; the exchange difference is "
+            f"{_plain(value)} {po_cur}"
+        ),
+    )
+
+
 def _duplicates(invoice: Invoice, others: Iterable[Invoice]) -> list[Finding]:
     if invoice.kind is _CREDIT_MEMO:
         return []
@@ -1785,6 +1855,9 @@ class Engine:
         # plus one if it was counted (a refused duplicate or over-credit was not).  Plain ints:
         # the garbage collector does not track the dict.
         self._documents: dict[str, int] = {}
+        # The rates of the invoices counted in another currency than their PO's, by id: a memo
+        # crediting one reverses at its rate.
+        self._rate_of: dict[str, Decimal] = {}
         self.matched_lines = 0
 
     def _terms_of(self, po_id: str) -> _Terms:
@@ -1863,7 +1936,12 @@ class Engine:
         terms = self._terms_of(po_id)
         ledger = self._ledgers[terms.ledger_no]
         result = self._match(invoice, terms, ledger, None, granted)
-        documents[invoice.id] = fingerprint + (0 if _refused(result) else 1)
+        counted = not _refused(result)
+        documents[invoice.id] = fingerprint + (1 if counted else 0)
+        rate = invoice.exchange_rate
+        foreign = rate is not None and invoice.currency != terms.currency
+        if counted and foreign and rate is not None and invoice.kind is _INVOICE:
+            self._rate_of[invoice.id] = rate
         if invoice.credits is None or invoice.kind is not _CREDIT_MEMO:
             return [result]
         return [result, *self._corrected(invoice, result, terms, ledger)]
@@ -1897,7 +1975,7 @@ class Engine:
         invoice = entry.invoice
         before = dict(entry.billed_before)
         credited: _Ledger = {}
-        _bill(credited, memo, terms, self.uom)
+        _bill(credited, memo, terms, self.uom, _credited(memo, self._rate_of))
         for key, value in credited.items():
             if key in before:  # (what the invoice's checks read)
                 before[key] += value
@@ -1932,11 +2010,20 @@ class Engine:
             state.update(entry.billed_before)
         else:
             own: _Ledger = {}
-            _bill(own, invoice, terms, self.uom)
+            _bill(own, invoice, terms, self.uom, _credited(invoice, self._rate_of))
             state = ledger.copy()
             for key, value in own.items():
                 state[key] = state.get(key, _ZERO) - value
-        result = _evaluate(invoice, terms, state, overrides, self.uom, self.rates, ())
+        result = _evaluate(
+            invoice,
+            terms,
+            state,
+            overrides,
+            self.uom,
+            self.rates,
+            (),
+            _credited(invoice, self._rate_of),
+        )
         if entry is not None and (result.status in _OK or not _waits_for_goods(result)):
             self._unwait(po_id, invoice.id)
         return result
@@ -1990,6 +2077,7 @@ class Engine:
             self.uom,
             self.rates,
             () if first is None else (first,),
+            _credited(invoice, self._rate_of) if memo else None,
         )
         if before is not None and _refused(result):
             ledger.clear()
