@@ -486,3 +486,66 @@ def test_a_memo_at_a_new_rate_crediting_more_than_was_invoiced_is_still_refused(
     memo = _eur("101", "CM-1", "1.00", kind=InvoiceKind.CREDIT_MEMO, credits="INV-1", number=None)
     result = match(memo, order, receipts=[received("100")], earlier=[billed])
     assert [f.code for f in result.blocking] == [FindingCode.OVER_CREDIT]
+
+
+# -- units of measure ------------------------------------------------------------------------------
+
+
+class _Pounds:
+    """The exact factor: 1 LB = 0.45359237 KG."""
+
+    def factor(self, from_uom: str, to_uom: str, item: str | None) -> Decimal | None:
+        return D("0.45359237") if (from_uom, to_uom) == ("LB", "KG") else None
+
+
+def _kg_po() -> Any:
+    order = po(price="2.00")
+    return attrs.evolve(order, lines=(attrs.evolve(order.lines[0], uom="KG"),))
+
+
+def _pounds(qty: str, price: str) -> Invoice:
+    line = InvoiceLine(
+        line_no=1, po_line_no=1, quantity=D(qty), unit_price=money(price, "USD"), uom="LB"
+    )
+    amount = (D(qty) * D(price)).quantize(D("0.01"))
+    return attrs.evolve(invoice("1"), lines=(line,), total=money(amount, "USD"))
+
+
+def test_pounds_against_kilograms_compare_at_the_precision_the_po_line_states() -> None:
+    """100 KG at 2.00 USD/kg; billed 220.46 LB at 0.9072 USD/LB: 99.99897… kg at 2.00003…/kg,
+    which at the PO line's precision (whole kg, cents) is 100 kg at 2.00."""
+    result = match(_pounds("220.46", "0.9072"), _kg_po(), receipts=[received("100")], uom=_Pounds())
+    assert result.status is InvoiceStatus.MATCHED
+    assert result.payable == money("200.00", "USD")
+
+
+def test_a_converted_price_variance_is_found_and_renders_at_the_po_line_s_precision() -> None:
+    result = match(_pounds("220.46", "0.95"), _kg_po(), receipts=[received("100")], uom=_Pounds())
+    (f,) = result.blocking
+    assert (f.code, f.expected, f.actual, f.variance) == (
+        FindingCode.PRICE,
+        D("2.00"),
+        D("2.09"),
+        D("0.09"),
+    )
+    assert "price $2.09 is $0.09 (4.50%) above the PO price $2.00" in result.report()
+
+
+def test_converted_quantities_agree_between_receipts_invoices_and_the_batch() -> None:
+    from potrack.records import GoodsReceipt, ReceiptLine
+    from tests.test_matching import AT
+
+    gr = GoodsReceipt(
+        id="GR-LB",
+        po_id="PO-1",
+        received_at=AT,
+        received_by="recv-1",
+        lines=(ReceiptLine(line_no=1, received=D("220.46"), uom="LB"),),
+    )
+    inv = _pounds("220.46", "0.9072")
+    one = match(inv, _kg_po(), receipts=[gr], uom=_Pounds())
+    batch = BatchMatcher({"PO-1": _kg_po()}, uom=_Pounds())
+    batch.feed(gr)
+    (fed,) = batch.feed(inv)
+    assert one.status is InvoiceStatus.MATCHED
+    assert fed == one

@@ -369,18 +369,24 @@ def _receive(
             factors = [_factor(terms, r.line_no, r.uom, uom) for r in receipt.lines]
             break
     slot = terms.slot
+    lines = terms.lines
     for i, rl in enumerate(receipt.lines):
         factor = _ONE if factors is None else factors[i]
+        t = lines.get(rl.line_no) if factor is not _ONE else None
         base = rl.line_no * _LINE + slot
         received = rl.received
-        _add(ledger, base + _RECEIVED, received if factor is _ONE else received * factor)
+        _add(ledger, base + _RECEIVED, received if t is None else _in_units(received, factor, t))
         rejected = rl.rejected
         if rejected:
-            _add(ledger, base + _REJECTED, rejected * factor)
+            _add(
+                ledger, base + _REJECTED, rejected if t is None else _in_units(rejected, factor, t)
+            )
         # Uninspected goods count for 3-way; 4-way waits for the inspection.
         accepted = rl.accepted
         if accepted is not None:
-            _add(ledger, base + _ACCEPTED, accepted if factor is _ONE else accepted * factor)
+            _add(
+                ledger, base + _ACCEPTED, accepted if t is None else _in_units(accepted, factor, t)
+            )
 
 
 def _give_back(ledger: _Ledger, ret: GoodsReturn, terms: _Terms) -> None:
@@ -407,7 +413,11 @@ def _bill(
         no = ln.po_line_no
         if no is None or no not in known:
             continue
-        quantity = ln.quantity if ln.uom is None else ln.quantity * _factor(terms, no, ln.uom, uom)
+        quantity = ln.quantity
+        if ln.uom is not None:
+            factor = _factor(terms, no, ln.uom, uom)
+            if factor is not _ONE:
+                quantity = _in_units(quantity, factor, known[no])
         amount = _net(ln) if rate is _ONE else _net(ln) * rate
         base = known[no].base
         _add(ledger, base + _BILLED, quantity * sign)
@@ -452,6 +462,22 @@ def _net(ln: InvoiceLine) -> Decimal:
     value = ln.quantity * ln.unit_price.amount
     unit = ln.price_unit
     return value if unit is _ONE or unit == _ONE else value / unit
+
+
+def _places(value: Decimal) -> Decimal:
+    """The quantum of the decimals ``value`` is written with (``100.000`` → ``0.001``; a whole
+    number, written with an exponent or not, → ``1``)."""
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int)  # (a finite number: the records check it)
+    return _ONE if exponent >= 0 else _ONE.scaleb(exponent)
+
+
+def _in_units(quantity: Decimal, factor: Decimal, t: _LineTerms) -> Decimal:
+    """``quantity`` of another unit in the PO line's unit (``factor`` of them each), at the
+    precision the PO line states its quantity with: 220.46 LB is 100 KG on a line of 100 KG,
+    not 99.9989738… (rounded half even)."""
+    converted: Decimal = _EVEN(quantity * factor, _places(t.quantity))
+    return converted
 
 
 def _factor(terms: _Terms, line_no: int, given: str | None, uom: UomConverter | None) -> Decimal:
@@ -1084,7 +1110,7 @@ def _evaluate(
             amount_po = amount
         else:
             factor = factors.get(line_no, _ONE) if factors else _ONE
-            qty = quantity if factor is _ONE else quantity * factor
+            qty = quantity if factor is _ONE else _in_units(quantity, factor, t)
             amount_po = amount if billing_rate is _ONE else amount * billing_rate
         if credit:
             _credit_checks(found, ln, t, billed, billed_amount, qty, amount_po, po_cur)
@@ -1097,13 +1123,19 @@ def _evaluate(
             if rate is not None:
                 checks = t.checks
                 price = unit_price
-                if not plain:
+                converted = not plain
+                if converted:
                     if rate is not _ONE:
                         price = price * rate
                     if factor is not _ONE:
                         price = price / factor
                 if price_unit is not t.price_unit and price_unit != t.price_unit:
                     price = price * t.price_unit / price_unit
+                    converted = True
+                if converted:
+                    # Converted, the price is compared (and shown) at the precision of the PO
+                    # price: 0.9072 USD/LB is 2.00 USD/KG, not 2.0000337…
+                    price = _EVEN(price, _places(t.price))
                 if price != t.price:
                     _test(
                         found,
@@ -2168,7 +2200,9 @@ class Engine:
                 continue
             quantity = ln.quantity
             if ln.uom is not None:
-                quantity = quantity * _factor(terms, t.line_no, ln.uom, self.uom)
+                factor = _factor(terms, t.line_no, ln.uom, self.uom)
+                if factor is not _ONE:
+                    quantity = _in_units(quantity, factor, t)
             key: int | str = t.base + _BILLED  # (boxed once for its three uses)
             before[key] = before.get(key, ledger[key]) - quantity
             if t.checks.amount_tol is not None:
