@@ -20,6 +20,7 @@ from potrack.matching import (
     FindingCode,
     Limit,
     Severity,
+    SmallDifference,
     Tolerance,
     TolerancePolicy,
     ToleranceRule,
@@ -549,3 +550,91 @@ def test_converted_quantities_agree_between_receipts_invoices_and_the_batch() ->
     (fed,) = batch.feed(inv)
     assert one.status is InvoiceStatus.MATCHED
     assert fed == one
+
+
+# -- small differences, price limits -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("stated", "accepted"),
+    [
+        ("1001.00", True),  # +1.00 (0.1 %): within the upper 2.00 and 0.5 %
+        ("1002.00", True),
+        ("1002.01", False),  # beyond the upper amount
+        ("999.90", True),  # −0.10: within the lower 0.10
+        ("999.89", False),  # beyond the lower amount
+    ],
+)
+def test_a_small_difference_has_its_own_upper_and_lower_limits(stated: str, accepted: bool) -> None:
+    """SAP's total-based acceptance: up to 2.00 (and 0.5 %) more than lines + charges + tax is
+    accepted as a small difference, but only 0.10 less."""
+    allowance = SmallDifference(
+        upper=Limit(amount=D("2.00"), percent=D("0.5")), lower=Limit(amount=D("0.10"))
+    )
+    pol = TolerancePolicy(small_difference=allowance)
+    result = match(invoice("100", total=stated), po(), receipts=[received("100")], policy=pol)
+    (f,) = result.findings
+    assert f.code is FindingCode.HEADER_TOTAL
+    assert (f.severity is Severity.INFO) is accepted
+    assert (f.rule == "small difference") is accepted
+
+
+def test_a_small_difference_in_percent_scales_with_the_invoice() -> None:
+    pol = TolerancePolicy(small_difference=SmallDifference(upper=Limit(percent=D("0.1"))))
+    small = match(invoice("100", total="1001.00"), po(), receipts=[received("100")], policy=pol)
+    assert small.status is InvoiceStatus.MATCHED_WITHIN_TOLERANCE
+    big = match(invoice("100", total="1001.01"), po(), receipts=[received("100")], policy=pol)
+    assert big.status is InvoiceStatus.HELD
+    lower = match(invoice("100", total="999.99"), po(), receipts=[received("100")], policy=pol)
+    assert [f.severity for f in lower.findings] == [Severity.WARN]  # no lower allowance
+
+
+def test_a_small_difference_from_a_policy_file() -> None:
+    pol = load_tolerance_policy(
+        "inline.toml",
+        text="""
+[policy]
+small_difference = { upper = { amount = "2.00" }, lower = { amount = "0.10" } }
+""",
+    )
+    assert pol.small_difference == SmallDifference(
+        upper=Limit(amount=D("2.00")), lower=Limit(amount=D("0.10"))
+    )
+    plain = load_tolerance_policy("inline.toml", text='[policy]\nsmall_difference = "0.05"\n')
+    assert plain.small_difference == D("0.05")
+
+
+def test_a_line_price_limit_bounds_the_money_at_stake_on_the_line() -> None:
+    """SAP's PP key, ADempiere: 50.00 of price difference per invoice line, whatever the
+    quantity — 1,000 units at 0.04 over (40.00) pass, 2,000 at 0.03 over (60.00) do not."""
+    line_limit = Tolerance(Check.UNIT_PRICE, upper=Limit(amount=D("50.00")), price_basis="line")
+    pol = TolerancePolicy(tolerances=(line_limit,))
+    order = po(qty="5000")
+    ok = match(
+        invoice("1000", "10.04", total="10040.00"), order, receipts=[received("5000")], policy=pol
+    )
+    assert ok.status is InvoiceStatus.MATCHED_WITHIN_TOLERANCE
+    (f,) = ok.findings
+    assert (f.variance, f.value) == (D("0.04"), D("40.00"))
+    held = match(
+        invoice("2000", "10.03", total="20060.00"), order, receipts=[received("5000")], policy=pol
+    )
+    (f,) = held.blocking
+    assert (f.code, f.variance, f.value) == (FindingCode.PRICE, D("0.03"), D("60.00"))
+    per_unit = TolerancePolicy(
+        tolerances=(Tolerance(Check.UNIT_PRICE, upper=Limit(amount=D("0.05"))),)
+    )
+    unit = match(
+        invoice("2000", "10.03", total="20060.00"),
+        order,
+        receipts=[received("5000")],
+        policy=per_unit,
+    )
+    assert unit.status is InvoiceStatus.MATCHED_WITHIN_TOLERANCE
+
+
+def test_price_basis_is_unit_or_line_and_only_for_the_price() -> None:
+    with pytest.raises(ValidationError, match="price_basis"):
+        Tolerance(Check.UNIT_PRICE, upper=Limit(amount=D(1)), price_basis="invoice")
+    with pytest.raises(ValidationError, match="price_basis"):
+        Tolerance(Check.CHARGES, upper=Limit(amount=D(1)), price_basis="line")

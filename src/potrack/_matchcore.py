@@ -31,6 +31,7 @@ from potrack.matching import (
     MatchResult,
     Override,
     Severity,
+    SmallDifference,
     Tolerance,
     TolerancePolicy,
     _default_tolerances,
@@ -632,9 +633,11 @@ def _verdict(most: Decimal | None, measure: Decimal | None) -> int:
 class _Gate:
     """A resolved tolerance and the rule it came from, laid out for the hot path."""
 
-    __slots__ = ("lower", "rule", "upper")
+    __slots__ = ("lower", "per_line", "rule", "upper")
 
     def __init__(self, tolerance: Tolerance, rule: str) -> None:
+        self.per_line = tolerance.price_basis == "line"
+        """For the price: whether an amount limit bounds the money at stake on the line."""
         both = tolerance.combine == "both"
         up, down = tolerance.upper, tolerance.lower
         self.upper = None if up is None else _Side(up, tolerance.upper_blocks, both)
@@ -658,8 +661,18 @@ class _Resolver:
         # The policy's settings the hot path reads, as plain attributes.
         self.rounded_to: Any = _quantizer(policy.rounding)
         self.tax_per_line: bool = policy.tax_rounding == "line"
-        self.small_difference: Decimal = policy.small_difference
-        self.small_difference_text = f"{policy.small_difference:f}"  # the limit, in findings
+        # The small difference: one amount either way (compared as such), or limits per side.
+        small = policy.small_difference
+        self.small_difference: Decimal | None = None
+        self.small_upper: _Side | None = None
+        self.small_lower: _Side | None = None
+        if isinstance(small, SmallDifference):
+            self.small_upper = None if small.upper is None else _Side(small.upper, False, True)
+            self.small_lower = None if small.lower is None else _Side(small.lower, False, True)
+            self.small_difference_text = small.describe()  # the limit, in findings
+        else:
+            self.small_difference = small
+            self.small_difference_text = f"{small:f}"
         self.park: bool = policy.before_receipt == "park"
         self.partial_payment: bool = policy.partial_payment
         self.default_level: MatchLevel = policy.default_level
@@ -1137,13 +1150,20 @@ def _evaluate(
                     # price: 0.9072 USD/LB is 2.00 USD/KG, not 2.0000337…
                     price = _EVEN(price, _places(t.price))
                 if price != t.price:
+                    gate = checks.price_tol
+                    at_stake = None  # per unit: the variance itself
+                    if gate is not None and gate.per_line:
+                        at_stake = (price - t.price) * qty
+                        if t.price_unit is not _ONE and t.price_unit != _ONE:
+                            at_stake = at_stake / t.price_unit
                     _test(
                         found,
-                        checks.price_tol,
+                        gate,
                         _CODE_PRICE,
                         t.price,
                         price,
                         po_cur,
+                        value=at_stake,
                         currency=po_cur,
                         inv_line=line_no,
                         po_line=no,
@@ -1289,7 +1309,12 @@ def _evaluate(
     if total != computed and not (ties and computed <= total <= computed + ties):
         diff = total - computed
         allowance = rules.small_difference
-        if abs(diff) <= allowance:
+        if allowance is not None:
+            small = abs(diff) <= allowance
+        else:
+            side = rules.small_upper if diff > _ZERO else rules.small_lower
+            small = side is not None and not side.breaks(diff, _pct(diff, computed), None)
+        if small:
             header.append(_small_difference(computed, total, diff, cur, rules))
         else:
             _test(

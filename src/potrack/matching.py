@@ -100,6 +100,7 @@ __all__ = [
     "MatchSimulation",
     "Override",
     "Severity",
+    "SmallDifference",
     "Tolerance",
     "TolerancePolicy",
     "ToleranceRule",
@@ -231,6 +232,12 @@ class Tolerance:
     """Turn the check off (no limits then): the only way to skip a check the default policy
     performs.  Results list the checks off (:attr:`MatchResult.checks_off`) and
     :func:`lint_tolerance_policy` warns about each."""
+    price_basis: str = "unit"
+    """For the unit price: ``unit`` (an ``amount`` limit bounds the variance per unit, the
+    default) or ``line`` (it bounds the money at stake on the invoice line: the variance per
+    unit × the quantity billed, as SAP's *PP* key and ADempiere do).  With 50.00 per line,
+    1,000 units at 0.04 over (40.00) pass; 2,000 at 0.03 over (60.00) do not.  Percent limits
+    are the same either way."""
 
     def __attrs_post_init__(self) -> None:
         problems = []
@@ -242,6 +249,12 @@ class Tolerance:
             problems.append(
                 Problem("off", "a check turned off has no limits; give either off or limits")
             )
+        if self.price_basis not in ("unit", "line"):
+            problems.append(
+                Problem("price_basis", f"expected 'unit' or 'line', got {self.price_basis!r}")
+            )
+        elif self.price_basis == "line" and self.check is not Check.UNIT_PRICE:
+            problems.append(Problem("price_basis", "'line' is for the unit_price check only"))
         if problems:
             raise ValidationError("Tolerance", problems)
 
@@ -269,6 +282,40 @@ class Tolerance:
     ) -> bool:
         """Whether a negative variance (magnitudes given) breaks the lower limits."""
         return self._breach(self.lower, value, percent, quantity)
+
+
+@attrs.frozen
+class SmallDifference:
+    """How far an invoice's stated total may differ from lines + charges + tax and be accepted
+    automatically, as a recorded small difference: ``upper`` when it states more, ``lower``
+    when it states less, each with an ``amount`` (invoice currency) and/or a ``percent`` (of
+    lines + charges + tax; with both, both must hold).  A side without a limit accepts nothing.
+
+    Up to 2.00 and 0.5 % more, 0.10 less: on 1,000.00, a total of 1,002.00 or 999.90 is a
+    small difference; 1,002.01 or 999.89 goes to the header-total tolerance.
+
+    >>> SmallDifference(upper=Limit(amount=Decimal("2.00"), percent=Decimal("0.5")),
+    ...                 lower=Limit(amount=Decimal("0.10"))).describe()
+    '+0.5 %, 2.00 / -0.10'
+    """
+
+    upper: Limit | None = None
+    lower: Limit | None = None
+
+    def __attrs_post_init__(self) -> None:
+        problems = [
+            Problem(f"{side}.quantity", "a small difference is money: give an amount or a percent")
+            for side, limit in (("upper", self.upper), ("lower", self.lower))
+            if limit is not None and limit.quantity is not None
+        ]
+        if problems:
+            raise ValidationError("SmallDifference", problems)
+
+    def describe(self) -> str:
+        """``+2.00 / -0.10``: the limits as findings give them."""
+        up = self.upper.describe() if self.upper is not None else "none"
+        down = self.lower.describe() if self.lower is not None else "none"
+        return f"+{up} / -{down}"
 
 
 @attrs.frozen
@@ -324,7 +371,9 @@ class TolerancePolicy:
         rules: scoped rules (see :class:`ToleranceRule`).
         default_level: matching level of lines, POs and suppliers that set none.
         small_difference: header-total differences up to this amount (in the invoice currency)
-            are accepted automatically and recorded; beyond it the header tolerance applies.
+            either way are accepted automatically and recorded; beyond it the header tolerance
+            applies.  A :class:`SmallDifference` sets the upper and lower sides apart, each
+            with an amount and/or a percent.
         before_receipt: ``park`` (an invoice ahead of its goods waits as *awaiting receipt*) or
             ``hold`` (it is *held*, an exception); either way it is released automatically when
             the receipt arrives (see :class:`BatchMatcher`).
@@ -343,7 +392,7 @@ class TolerancePolicy:
     tolerances: tuple[Tolerance, ...] = attrs.field(factory=_default_tolerances)
     rules: tuple[ToleranceRule, ...] = ()
     default_level: MatchLevel = MatchLevel.THREE_WAY
-    small_difference: Decimal = Decimal("0.00")
+    small_difference: Decimal | SmallDifference = Decimal("0.00")
     before_receipt: str = "park"
     partial_payment: bool = False
     rounding: Rounding = Rounding.HALF_EVEN
@@ -355,6 +404,10 @@ class TolerancePolicy:
         if self.before_receipt not in ("hold", "park"):
             problems.append(
                 Problem("before_receipt", f"expected 'hold' or 'park', got {self.before_receipt!r}")
+            )
+        if isinstance(self.small_difference, Decimal) and not self.small_difference >= 0:
+            problems.append(
+                Problem("small_difference", "expected an amount of 0 or more, or limits")
             )
         if self.tax_rounding not in ("invoice", "line"):
             problems.append(

@@ -28,10 +28,12 @@ potrack never registers hooks on cattrs' global converter.
 from __future__ import annotations
 
 import json
+import typing
 from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar
+from types import UnionType
+from typing import Any, TypeVar, Union
 
 import attrs
 import cattrs
@@ -259,8 +261,29 @@ def make_converter() -> PotrackConverter:
         # (detailed validation, forbid extra keys: positional-only)
         lambda cl, c: namedtuple_dict_structure_factory(cl, c, True, True),
     )
+    conv.register_structure_hook_factory(_decimal_or_record, _structure_decimal_or_record)
     _make_event_hooks(conv)
     return conv
+
+
+def _decimal_or_record(cl: Any) -> bool:
+    """Whether ``cl`` is ``Decimal | SomeRecord`` (a setting that is an amount or a table)."""
+    args = typing.get_args(cl)
+    if len(args) != 2 or Decimal not in args or typing.get_origin(cl) not in (Union, UnionType):
+        return False
+    other = args[0] if args[1] is Decimal else args[1]
+    return attrs.has(other)
+
+
+def _structure_decimal_or_record(cl: Any, conv: cattrs.Converter) -> Any:
+    """A decimal string is the amount, an object the record."""
+    args = typing.get_args(cl)
+    record = args[0] if args[1] is Decimal else args[1]
+
+    def structure(value: object, _: Any) -> Any:
+        return conv.structure(value, record if isinstance(value, Mapping) else Decimal)
+
+    return structure
 
 
 _DEFAULT: PotrackConverter | None = None
