@@ -12,6 +12,8 @@ from typing import Any
 
 import attrs
 import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
 
 from potrack.exceptions import DuplicateError, ValidationError
 from potrack.matching import (
@@ -31,7 +33,7 @@ from potrack.matching import (
 )
 from potrack.money import money
 from potrack.records import Invoice, InvoiceKind, InvoiceLine, InvoiceStatus
-from tests.test_matching import invoice, po, received
+from tests.test_matching import invoice, po, received, refused
 
 D = Decimal
 
@@ -638,3 +640,167 @@ def test_price_basis_is_unit_or_line_and_only_for_the_price() -> None:
         Tolerance(Check.UNIT_PRICE, upper=Limit(amount=D(1)), price_basis="invoice")
     with pytest.raises(ValidationError, match="price_basis"):
         Tolerance(Check.CHARGES, upper=Limit(amount=D(1)), price_basis="line")
+
+
+# -- the invariant, for any stream ------------------------------------------------------------------
+
+_STEP = st.tuples(
+    st.sampled_from(["gr", "inv", "inv", "refeed", "clash", "cm", "dup", "neg"]),
+    st.integers(1, 60),  # quantity
+    st.integers(1, 2),  # PO line
+    st.sampled_from([("USD", None), ("EUR", "1.10"), ("EUR", "1.20"), ("EUR", "0.95")]),
+    st.sampled_from(["0", "0.01", "-0.01", "1.00"]),  # price off the PO's (per PO currency unit)
+)
+
+
+def _priced(
+    qty: int, line: int, cur: str, rate: str | None, off: str, iid: str, **over: Any
+) -> Invoice:
+    per_unit = D("10.00") + D(off)
+    price = per_unit if rate is None else (per_unit / D(rate)).quantize(D("0.0001"))
+    ln = InvoiceLine(line_no=1, po_line_no=line, quantity=D(qty), unit_price=money(price, cur))
+    amount = (D(qty) * price).quantize(D("0.01"))
+    fields: dict[str, Any] = {
+        "id": iid,
+        "supplier_id": "S-ACME",
+        "number": f"N-{iid}",
+        "po_id": "PO-1",
+        "invoice_date": date(2026, 2, 1),
+        "currency": cur,
+        "lines": (ln,),
+        "total": money(amount, cur),
+        "exchange_rate": None if rate is None else D(rate),
+    }
+    fields.update(over)
+    return Invoice(**fields)
+
+
+@settings(max_examples=150)
+@given(st.lists(_STEP, max_size=25), st.sampled_from(["default", "lenient"]))
+def test_no_stream_pays_more_than_was_invoiced_or_received_and_the_batch_equals_match(
+    steps: list[tuple[str, int, int, tuple[str, str | None], str]], which: str
+) -> None:
+    """Receipts, invoices in the PO's currency or another at various rates, the same invoice fed
+    again, the same id with other content, memos crediting an earlier invoice at any rate,
+    duplicates by number, and negative lines (refused at input).  Whatever the order:
+
+    * every result pays at most what it invoices;
+    * per PO line, what is payable (each invoice's latest result, once) never exceeds what was
+      invoiced net of accepted credits, in value — and, under exact matching, the quantity
+      payable net of credits never exceeds what was received;
+    * each result of the batch equals :func:`match` given the documents counted before it.
+    """
+    from potrack.records import GoodsReceipt
+
+    order = po(lines=2)
+    pol = TolerancePolicy() if which == "default" else TolerancePolicy.lenient()
+    batch = BatchMatcher({"PO-1": order}, pol)
+    receipts: list[GoodsReceipt] = []
+    counted: list[Invoice] = []  # invoices and memos the batch counted, in order
+    fed: list[Invoice] = []
+    latest: dict[str, Any] = {}
+    for n, (kind, qty, line, (cur, rate), off) in enumerate(steps):
+        bills = [i for i in counted if i.kind is InvoiceKind.INVOICE]
+        if kind == "gr":
+            doc: Any = received(str(qty), line, rid=f"GR-{n}")
+            receipts.append(doc)
+            for result in batch.feed(doc):  # released (or still waiting) invoices
+                latest[result.invoice_id] = result
+            continue
+        if kind == "neg":
+            with pytest.raises(ValidationError, match="must not be negative"):
+                InvoiceLine(
+                    line_no=1, po_line_no=line, quantity=D(qty), unit_price=money("-1.00", cur)
+                )
+            continue
+        if kind == "refeed" and fed:
+            doc = fed[qty % len(fed)]
+        elif kind == "clash" and fed:
+            other = fed[qty % len(fed)]
+            changed = attrs.evolve(other, total=other.total + money("1.00", other.currency))
+            with pytest.raises(DuplicateError):
+                batch.feed(changed)
+            continue
+        elif kind == "cm" and bills:
+            target = bills[qty % len(bills)]
+            doc = _priced(
+                qty,
+                line,
+                target.currency,
+                rate if target.currency != "USD" else None,
+                "0",
+                f"CM-{n}",
+                kind=InvoiceKind.CREDIT_MEMO,
+                credits=target.id,
+                number=None,
+            )
+        elif kind == "dup" and bills:
+            doc = _priced(
+                qty, line, cur, rate, off, f"INV-{n}", number=bills[qty % len(bills)].number
+            )
+        else:
+            doc = _priced(qty, line, cur, rate, off, f"INV-{n}")
+        seen = doc.id in {d.id for d in fed}
+        again = doc.id in {d.id for d in counted}  # (a refused one fed again is matched anew)
+        waiting_before = {r.invoice_id for r in batch.waiting()}
+        results = batch.feed(doc)
+        first = results[0]
+        # the batch equals match(): a new document against what was counted before it; one fed
+        # again against everything counted but itself (before it, while it waits for goods)
+        if again and doc.id in waiting_before:
+            at = next(i for i, d in enumerate(counted) if d.id == doc.id)
+            earlier = counted[:at]
+        else:
+            earlier = [d for d in counted if d.id != doc.id]
+        corrected = [r for r in counted if r.credits == doc.id and doc.id in waiting_before]
+        expected = match(
+            doc,
+            order,
+            receipts=receipts,
+            earlier=earlier + corrected if again else earlier,
+            supplier_invoices=[]
+            if again
+            else [d for d in counted if d.kind is InvoiceKind.INVOICE],
+            policy=pol,
+        )
+        if not (again and corrected):
+            assert first == expected
+        event(f"{kind}: {first.status.value}{' (fed again)' if again else ''}")
+        for result in results:
+            assert result.payable <= result.invoiced
+            assert result.payable.amount >= 0
+            latest[result.invoice_id] = result
+        if not seen:
+            fed.append(doc)
+        if not again and not refused(first):
+            counted.append(doc)
+    # per PO line: payable ≤ invoiced net of credits (value, PO currency) and, exact, ≤ received
+    by_id = {d.id: d for d in counted}
+    for line_no in (1, 2):
+        payable = invoiced = paid_qty = _ZERO
+        for doc in counted:
+            rate = D(1) if doc.currency == "USD" else doc.exchange_rate
+            if doc.kind is InvoiceKind.CREDIT_MEMO and doc.currency != "USD":
+                rate = by_id[doc.credits].exchange_rate if doc.credits in by_id else rate
+            for lr, ln in zip(latest[doc.id].lines, doc.lines, strict=True):
+                if ln.po_line_no != line_no:
+                    continue
+                value = ln.net_amount.amount * rate
+                if doc.kind is InvoiceKind.CREDIT_MEMO:
+                    invoiced -= value
+                    payable -= value
+                    paid_qty -= ln.quantity
+                else:
+                    invoiced += value
+                    payable += lr.payable * rate
+                    if lr.payable:
+                        paid_qty += ln.quantity
+        assert payable <= invoiced + D("0.01") * len(counted)  # (each line's payable is booked)
+        if which == "default":
+            got = sum(
+                (r.lines[0].received for r in receipts if r.lines[0].line_no == line_no), _ZERO
+            )
+            assert paid_qty <= got
+
+
+_ZERO = D(0)
