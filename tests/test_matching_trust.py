@@ -804,3 +804,72 @@ def test_no_stream_pays_more_than_was_invoiced_or_received_and_the_batch_equals_
 
 
 _ZERO = D(0)
+
+
+# -- subsequent debits and credits ---------------------------------------------------------------
+
+
+def _subsequent(kind: InvoiceKind, amount: str, iid: str, per_unit: str = "0.50") -> Invoice:
+    """A price-only correction of INV-1 on PO line 1: ``amount`` for 100 units (no quantity is
+    billed)."""
+    line = InvoiceLine(
+        line_no=1,
+        po_line_no=1,
+        quantity=D(100),
+        unit_price=money(per_unit, "USD"),
+        amount=money(amount, "USD"),
+    )
+    return attrs.evolve(
+        invoice("1", iid=iid), lines=(line,), total=money(amount, "USD"), kind=kind, credits="INV-1"
+    )
+
+
+def test_a_subsequent_debit_corrects_the_price_without_billing_quantity() -> None:
+    """100 invoiced at 10.00 against a PO price of 10.50 (warned, below); a subsequent debit of
+    50.00 brings the line to 1,050.00 for 100 units: 10.50, the PO price.  Nothing more is
+    billed, so a later invoice for the remaining units is not held for quantity."""
+    order = po(price="10.50", qty="200")
+    first = invoice("100", "10.00", iid="INV-1")
+    debit = _subsequent(InvoiceKind.SUBSEQUENT_DEBIT, "50.00", "SD-1")
+    result = match(debit, order, receipts=[received("200")], earlier=[first])
+    assert result.status is InvoiceStatus.MATCHED
+    assert result.payable == money("50.00", "USD")
+    batch = BatchMatcher({"PO-1": order})
+    batch.feed(received("200"))
+    batch.feed(first)
+    assert batch.feed(debit) == [result]
+    (rest,) = batch.feed(invoice("100", "10.50", iid="INV-2", total="1050.00"))
+    assert rest.status is InvoiceStatus.MATCHED
+
+
+def test_a_subsequent_debit_beyond_the_price_tolerance_is_held() -> None:
+    order = po(price="10.00", qty="100")
+    first = invoice("100", "10.00", iid="INV-1")
+    debit = _subsequent(InvoiceKind.SUBSEQUENT_DEBIT, "50.00", "SD-1")  # 10.50 a unit now
+    result = match(debit, order, receipts=[received("100")], earlier=[first])
+    (f,) = result.blocking
+    assert (f.code, f.expected, f.actual) == (FindingCode.PRICE, D("10.00"), D("10.50"))
+    assert result.payable == money("0", "USD")
+
+
+def test_a_subsequent_credit_lowers_the_amount_and_is_not_paid() -> None:
+    order = po(price="9.50", qty="100")
+    first = invoice("100", "10.00", iid="INV-1")  # 0.50 over: held for price
+    credit = _subsequent(InvoiceKind.SUBSEQUENT_CREDIT, "50.00", "SC-1")
+    result = match(credit, order, receipts=[received("100")], earlier=[first])
+    assert result.status is InvoiceStatus.MATCHED
+    assert result.payable == money("0", "USD")
+    too_much = _subsequent(InvoiceKind.SUBSEQUENT_CREDIT, "1000.01", "SC-2", per_unit="10.00")
+    refused_ = match(too_much, order, receipts=[received("100")], earlier=[first])
+    assert [f.code for f in refused_.blocking] == [FindingCode.OVER_CREDIT]
+
+
+def test_a_subsequent_debit_with_nothing_invoiced_is_refused() -> None:
+    debit = _subsequent(InvoiceKind.SUBSEQUENT_DEBIT, "50.00", "SD-1")
+    result = match(debit, po(), receipts=[received("100")])
+    assert [f.code for f in result.blocking] == [FindingCode.NOTHING_INVOICED]
+    batch = BatchMatcher({"PO-1": po()})
+    batch.feed(received("100"))
+    assert batch.feed(debit) == [result]
+    (later,) = batch.feed(invoice("100", iid="INV-9", number="Z-9"))
+    assert later.status is InvoiceStatus.MATCHED  # the refused debit changed nothing

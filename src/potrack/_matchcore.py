@@ -190,6 +190,8 @@ _TWO_WAY: Final = MatchLevel.TWO_WAY
 _SERVICE: Final = LineType.SERVICE
 _CREDIT_MEMO: Final = InvoiceKind.CREDIT_MEMO
 _INVOICE: Final = InvoiceKind.INVOICE
+_SUB_DEBIT: Final = InvoiceKind.SUBSEQUENT_DEBIT
+_SUB_CREDIT: Final = InvoiceKind.SUBSEQUENT_CREDIT
 _BLOCK: Final = Severity.BLOCK
 _WARN: Final = Severity.WARN
 _INFO: Final = Severity.INFO
@@ -407,7 +409,9 @@ def _bill(
     bills it: amounts converted with the invoice's rate only when its currency is not the PO's
     (a rate on an invoice in the PO's currency means nothing) — a memo's at ``credited_rate``,
     the rate of the invoice it credits, when known."""
-    sign = -1 if invoice.kind is _CREDIT_MEMO else 1
+    kind = invoice.kind
+    sign = -1 if kind is _CREDIT_MEMO or kind is _SUB_CREDIT else 1
+    subsequent = kind is _SUB_DEBIT or kind is _SUB_CREDIT  # the amount only
     rate = _billing_rate(invoice, terms, credited_rate)
     known = terms.lines
     for ln in invoice.lines:
@@ -421,7 +425,8 @@ def _bill(
                 quantity = _in_units(quantity, factor, known[no])
         amount = _net(ln) if rate is _ONE else _net(ln) * rate
         base = known[no].base
-        _add(ledger, base + _BILLED, quantity * sign)
+        if not subsequent:
+            _add(ledger, base + _BILLED, quantity * sign)
         _add(ledger, base + _BILLED_AMOUNT, amount * sign)
     for charge in invoice.charges:
         _add(ledger, _charge_key(terms.slot, charge.code), sign * charge.amount.amount * rate)
@@ -1014,6 +1019,8 @@ def _evaluate(
     factors = _factors(invoice_lines, terms, uom)  # raises before anything is billed
     kind = invoice.kind
     credit = kind is _CREDIT_MEMO
+    subsequent = kind is _SUB_DEBIT or kind is _SUB_CREDIT  # a price-only correction
+    reduces = credit or kind is _SUB_CREDIT  # not paid: it reduces what is owed
     cur = invoice.currency
     po_cur = terms.currency
     rate: Decimal | None = _ONE
@@ -1106,7 +1113,7 @@ def _evaluate(
                     overrides,
                     invoice_id,
                     rules.park,
-                    credit,
+                    reduces,
                     cur,
                 )
             )
@@ -1125,7 +1132,11 @@ def _evaluate(
             factor = factors.get(line_no, _ONE) if factors else _ONE
             qty = quantity if factor is _ONE else _in_units(quantity, factor, t)
             amount_po = amount if billing_rate is _ONE else amount * billing_rate
-        if credit:
+        if subsequent:
+            ledger[amount_key] = _subsequent_checks(
+                found, ln, t, billed, billed_amount, amount_po, not reduces, po_cur
+            )
+        elif credit:
             _credit_checks(found, ln, t, billed, billed_amount, qty, amount_po, po_cur)
             ledger[billed_key] = billed - qty
             ledger[amount_key] = billed_amount - amount_po
@@ -1239,7 +1250,7 @@ def _evaluate(
                         t.level,
                         _MATCHED,
                         amount,
-                        _ZERO if credit else rounded,
+                        _ZERO if reduces else rounded,
                         cur,
                         (),
                     ),
@@ -1258,14 +1269,14 @@ def _evaluate(
                     overrides,
                     invoice_id,
                     rules.park,
-                    credit,
+                    reduces,
                     cur,
                 )
             )
 
     charges = invoice.charges
     if charges:
-        if not credit and rate is not None:
+        if not reduces and rate is not None:
             _charges(header, invoice, terms, ledger, terms.charges_tol, rate)
         charges_total = _ZERO
         slot = terms.slot
@@ -1274,7 +1285,7 @@ def _evaluate(
             charges_total += value
             if billing_rate is not _ONE:
                 value = value * billing_rate
-            _add(ledger, _charge_key(slot, charge.code), -value if credit else value)
+            _add(ledger, _charge_key(slot, charge.code), -value if reduces else value)
     else:
         charges_total = _ZERO
     # The tax stated: the invoice's, else the sum of its lines' (None: none stated).
@@ -1514,6 +1525,93 @@ def _credit_checks(
         )
 
 
+def _subsequent_checks(
+    findings: list[Finding],
+    ln: InvoiceLine,
+    t: _LineTerms,
+    billed: Decimal,
+    billed_amount: Decimal,
+    amount_po: Decimal,
+    debit: bool,
+    po_cur: str,
+) -> Decimal:
+    """A subsequent debit (``debit``) or credit of ``amount_po`` on a PO line with ``billed``
+    units invoiced so far for ``billed_amount``: the price it leaves — the amount after it per
+    unit invoiced, at the PO price's precision — against the PO price (and the amount against
+    the line's, where checked).  A credit may not take away more than was invoiced; with
+    nothing invoiced there is nothing to correct.  Returns the amount billed after it.
+
+    100 invoiced at 10.00 and a subsequent debit of 50.00: 1,050.00 for 100, a price of 10.50.
+    """
+    amount_after = billed_amount + amount_po if debit else billed_amount - amount_po
+    what = "subsequent debit" if debit else "subsequent credit"
+    if billed <= _ZERO:
+        findings.append(
+            Finding(
+                code=FindingCode.NOTHING_INVOICED,
+                severity=_BLOCK,
+                invoice_line_no=ln.line_no,
+                po_line_no=t.line_no,
+                detail=f"a {what} for PO line {t.line_no}, on which nothing is invoiced",
+            )
+        )
+    elif amount_after < _ZERO:
+        findings.append(
+            Finding(
+                code=FindingCode.OVER_CREDIT,
+                severity=_BLOCK,
+                invoice_line_no=ln.line_no,
+                po_line_no=t.line_no,
+                expected=billed_amount,
+                actual=amount_po,
+                unit=po_cur,
+                variance=amount_po - billed_amount,
+                detail=(
+                    f"credits {_plain(amount_po)} {po_cur} but only {_plain(billed_amount)} "
+                    f"{po_cur} is invoiced and not yet credited"
+                ),
+            )
+        )
+    else:
+        checks = t.checks
+        price = amount_after / billed
+        if t.price_unit is not _ONE and t.price_unit != _ONE:
+            price = price * t.price_unit
+        price = _EVEN(price, _places(t.price))
+        gate = checks.price_tol
+        if price != t.price and gate is not None:
+            at_stake = None
+            if gate.per_line:
+                at_stake = (price - t.price) * billed
+                if t.price_unit is not _ONE and t.price_unit != _ONE:
+                    at_stake = at_stake / t.price_unit
+            _test(
+                findings,
+                gate,
+                _CODE_PRICE,
+                t.price,
+                price,
+                po_cur,
+                value=at_stake,
+                currency=po_cur,
+                inv_line=ln.line_no,
+                po_line=t.line_no,
+            )
+        if checks.amount_tol is not None:
+            _test(
+                findings,
+                checks.amount_tol,
+                _CODE_AMOUNT,
+                t.amount,
+                amount_after,
+                po_cur,
+                currency=po_cur,
+                inv_line=ln.line_no,
+                po_line=t.line_no,
+            )
+    return amount_after
+
+
 _DETAIL: Final = Finding._fields.index("detail")
 
 
@@ -1620,7 +1718,7 @@ def _rate_difference(memo: Invoice, po_cur: str, own: Decimal, credited: Decimal
 
 
 def _duplicates(invoice: Invoice, others: Iterable[Invoice]) -> list[Finding]:
-    if invoice.kind is _CREDIT_MEMO:
+    if invoice.kind is not _INVOICE:
         return []
     number = None
     found = []
@@ -1628,7 +1726,7 @@ def _duplicates(invoice: Invoice, others: Iterable[Invoice]) -> list[Finding]:
         if (
             other.id == invoice.id
             or other.supplier_id != invoice.supplier_id
-            or other.kind is _CREDIT_MEMO
+            or other.kind is not _INVOICE
         ):
             continue
         if number is None and invoice.number:
@@ -1773,8 +1871,8 @@ def _conclude(
     else:
         status = _WITHIN
     total = invoiced.amount
-    if kind is not _INVOICE:
-        payable_value = _ZERO  # a credit memo is not paid; it reduces what is owed
+    if kind is _CREDIT_MEMO or kind is _SUB_CREDIT:
+        payable_value = _ZERO  # not paid: it reduces what is owed
     elif status in _OK:
         payable_value = total
     elif rules.partial_payment and not any(f.severity is _BLOCK for f in header_findings):
@@ -1837,7 +1935,7 @@ def _waits_for_goods(result: MatchResult) -> bool:
     return _blocked_by(result, _RECEIPT_CODES)
 
 
-_OVER_CREDIT: Final = (FindingCode.OVER_CREDIT,)
+_OVER_CREDIT: Final = (FindingCode.OVER_CREDIT, FindingCode.NOTHING_INVOICED)
 _CODE_DUPLICATE: Final = FindingCode.DUPLICATE
 
 
@@ -2106,7 +2204,7 @@ class Engine:
         unnumbered = None
         first: Invoice | None = None
         number = invoice.number
-        memo = invoice.kind is _CREDIT_MEMO
+        memo = invoice.kind is not _INVOICE  # a memo or a subsequent debit or credit
         if not memo:
             if number:
                 numbered = f"{normalize_number(number)}\x1f{invoice.supplier_id}"

@@ -157,6 +157,8 @@ class FindingCode(enum.StrEnum):
     UNMATCHED_LINE = "unmatched_line"
     DUPLICATE = "duplicate"
     OVER_CREDIT = "over_credit"
+    NOTHING_INVOICED = "nothing_invoiced"
+    """A subsequent debit or credit for a PO line with nothing invoiced to correct."""
 
 
 _CODE_OF_CHECK = {
@@ -1143,7 +1145,7 @@ def simulate_policy(
                 released += 1
             continue
         seen.add(result.invoice_id)
-        if result.kind is InvoiceKind.CREDIT_MEMO:
+        if result.kind is not InvoiceKind.INVOICE:
             continue
         invoices += 1
         lines += len(result.lines)

@@ -212,10 +212,14 @@ class ClosureKind(enum.StrEnum):
 
 
 class InvoiceKind(enum.StrEnum):
-    """An invoice adds to what is billed; a credit memo takes away."""
+    """An invoice adds to what is billed; a credit memo takes away.  A subsequent debit or
+    credit corrects the price of what was invoiced: it adds to (or takes away from) the amount
+    billed, not the quantity."""
 
     INVOICE = "invoice"
     CREDIT_MEMO = "credit_memo"
+    SUBSEQUENT_DEBIT = "subsequent_debit"
+    SUBSEQUENT_CREDIT = "subsequent_credit"
 
 
 class InvoiceStatus(enum.StrEnum):
@@ -1032,9 +1036,9 @@ class Invoice:
                 f"tax currency differs from the invoice's {self.currency}",
             ),
             (
-                self.credits is None or self.kind is InvoiceKind.CREDIT_MEMO,
+                self.credits is None or self.kind is not InvoiceKind.INVOICE,
                 "credits",
-                "only a credit memo credits another invoice",
+                "only a credit memo or a subsequent debit or credit corrects another invoice",
             ),
         ]
         # What is booked — the total, the tax, the charges — is a whole number of the currency's
