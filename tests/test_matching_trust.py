@@ -873,3 +873,34 @@ def test_a_subsequent_debit_with_nothing_invoiced_is_refused() -> None:
     assert batch.feed(debit) == [result]
     (later,) = batch.feed(invoice("100", iid="INV-9", number="Z-9"))
     assert later.status is InvoiceStatus.MATCHED  # the refused debit changed nothing
+
+
+def test_a_receipt_or_return_fed_again_counts_once_and_other_content_is_refused() -> None:
+    from tests.test_matching import returned
+
+    batch = BatchMatcher({"PO-1": po()})
+    gr = received("100")
+    assert batch.feed(gr) == []
+    assert batch.feed(gr) == []  # the same receipt again: nothing more received
+    (inv,) = batch.feed(invoice("150"))
+    assert inv.status is InvoiceStatus.HELD  # 150 billed of 100 ordered, 100 received
+    assert [f.expected for f in inv.findings if f.code is FindingCode.QUANTITY_RECEIVED] == [D(100)]
+    with pytest.raises(DuplicateError, match="GR-1"):
+        batch.feed(received("120"))
+    ret = returned("10")
+    batch.feed(ret)
+    batch.feed(ret)
+    with pytest.raises(DuplicateError, match="RT-1"):
+        batch.feed(returned("20"))
+    (again,) = batch.feed(invoice("1", iid="INV-2", number="Q-2"))
+    received_ = [f.expected for f in again.findings if f.code is FindingCode.QUANTITY_RECEIVED]
+    assert received_ == [D(90)]  # 100 received, 10 returned: once each
+
+
+def test_match_counts_a_receipt_given_twice_once_and_refuses_other_content_under_its_id() -> None:
+    result = match(invoice("150"), po(), receipts=[received("100"), received("100")])
+    assert [f.expected for f in result.findings if f.code is FindingCode.QUANTITY_RECEIVED] == [
+        D(100)
+    ]
+    with pytest.raises(DuplicateError, match="GR-1"):
+        match(invoice("150"), po(), receipts=[received("100"), received("120")])

@@ -868,10 +868,10 @@ def match_one(
     _same_or_refused(invoice, supplier_invoices)
     terms = _terms(po, supplier, _resolver(policy))
     ledger: _Ledger = {}
-    for receipt in receipts:
+    for receipt in _once(receipts, "goods receipt"):
         if receipt.po_id == po.id:
             _receive(ledger, receipt, terms, uom)
-    for ret in returns:
+    for ret in _once(returns, "goods return"):
         if ret.po_id == po.id:
             _give_back(ledger, ret, terms)
     earlier = [inv for inv in earlier if inv.id != invoice.id and inv.po_id == po.id]
@@ -891,6 +891,27 @@ def match_one(
 
 
 _OK: Final = (_MATCHED, _WITHIN)
+
+
+_G = TypeVar("_G", GoodsReceipt, GoodsReturn)
+
+
+def _once(documents: Iterable[_G], kind: str) -> list[_G]:
+    """``documents`` with each id (per PO) once: the same document given twice counts once;
+    the same id with other content raises."""
+    seen: dict[tuple[str, str], _G] = {}
+    for doc in documents:
+        key = (doc.po_id, doc.id)
+        other = seen.get(key)
+        if other is None:
+            seen[key] = doc
+        elif other != doc:
+            raise DuplicateError(
+                kind,
+                doc.id,
+                "given twice with different content; a document id names one document",
+            )
+    return list(seen.values())
 
 
 def _same_or_refused(invoice: Invoice, others: Iterable[Invoice]) -> None:
@@ -916,6 +937,20 @@ def _changed(invoice_id: str, differ: str) -> DuplicateError:
         "correct an invoice with a credit memo or a subsequent debit or credit, or send the "
         "new version under a new id",
     )
+
+
+def _goods_fingerprint(goods: GoodsReceipt | GoodsReturn) -> int:
+    """A hash of everything a receipt or return states (see :func:`_fingerprint`)."""
+    if isinstance(goods, GoodsReceipt):
+        h = hash((goods.id, goods.po_id, goods.received_at, goods.received_by, goods.delivery_note))
+        h = hash((h, goods.dispatch_id))
+        for rl in goods.lines:
+            h = hash((h, rl.line_no, rl.received, rl.rejected, rl.accepted, rl.uom, rl.reason))
+        return h
+    h = hash((goods.id, goods.po_id, goods.returned_at, goods.returned_by, goods.rma))
+    for tl in goods.lines:
+        h = hash((h, tl.line_no, tl.quantity, tl.reason))
+    return h
 
 
 def _fingerprint(invoice: Invoice) -> int:
@@ -2010,6 +2045,8 @@ class Engine:
         # plus one if it was counted (a refused duplicate or over-credit was not).  Plain ints:
         # the garbage collector does not track the dict.
         self._documents: dict[str, int] = {}
+        # The same for receipts and returns, by kind ("R", "T"), PO and id (ids are the PO's).
+        self._goods: dict[str, int] = {}
         # The rates of the invoices counted in another currency than their PO's, by id: a memo
         # crediting one reverses at its rate.
         self._rate_of: dict[str, Decimal] = {}
@@ -2070,8 +2107,13 @@ class Engine:
         if isinstance(document, GoodsReceipt):
             return self._receipt(document)
         if isinstance(document, GoodsReturn):
+            key = f"T\x1f{document.po_id}\x1f{document.id}"
+            fingerprint = _goods_fingerprint(document)
+            if self._seen_goods(key, fingerprint):
+                return []  # fed before: counted once
             terms = self._terms_of(document.po_id)
             _give_back(self._ledgers[terms.ledger_no], document, terms)
+            self._goods[key] = fingerprint
             return []
         raise TypeError(f"expected a receipt, return or invoice, got {type(document).__name__}")
 
@@ -2101,11 +2143,33 @@ class Engine:
             return [result]
         return [result, *self._corrected(invoice, result, terms, ledger)]
 
+    def _seen_goods(self, key: str, fingerprint: int) -> bool:
+        """Whether a receipt or return (``key``: its kind, PO and id) was fed before with the
+        same content; raises if with other content."""
+        seen = self._goods.get(key)
+        if seen is None:
+            return False
+        if seen != fingerprint:
+            kind, _, goods_id = key.partition("\x1f")
+            goods_id = goods_id.partition("\x1f")[2]
+            raise DuplicateError(
+                "goods receipt" if kind == "R" else "goods return",
+                goods_id,
+                "seen before with different content; a document id names one document — "
+                "record a correction as a new receipt or return",
+            )
+        return True
+
     def _receipt(self, receipt: GoodsReceipt) -> list[MatchResult]:
+        key = f"R\x1f{receipt.po_id}\x1f{receipt.id}"
+        fingerprint = _goods_fingerprint(receipt)
+        if self._seen_goods(key, fingerprint):
+            return []  # fed before: counted once, and it released what it could then
         po_id = receipt.po_id
         terms = self._terms_of(po_id)
         ledger = self._ledgers[terms.ledger_no]
         _receive(ledger, receipt, terms, self.uom)
+        self._goods[key] = fingerprint
         waiting = self._waiting.get(po_id)  # (dict.pop is a generic call when compiled)
         if waiting is None:
             return []
