@@ -904,3 +904,34 @@ def test_match_counts_a_receipt_given_twice_once_and_refuses_other_content_under
     ]
     with pytest.raises(DuplicateError, match="GR-1"):
         match(invoice("150"), po(), receipts=[received("100"), received("120")])
+
+
+# -- paying more than was invoiced ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stated", ["3.703", "3.704"])
+@pytest.mark.parametrize("partial", [False, True])
+def test_kwd_lines_finer_than_the_fils_never_pay_more_than_the_invoice(
+    stated: str, partial: bool
+) -> None:
+    """KWD 3 × 1.2345 = 3.7035: the supplier books 3.703 or 3.704.  Whatever the rounding mode
+    or partial payment, what is payable is at most what was invoiced."""
+    from potrack.money import Rounding
+
+    order = po()
+    line = attrs.evolve(order.lines[0], unit_price=money("1.2345", "KWD"))
+    order = attrs.evolve(order, currency="KWD", lines=(line,))
+    inv = Invoice(
+        id="INV-K",
+        supplier_id="S-ACME",
+        po_id="PO-1",
+        invoice_date=date(2026, 2, 1),
+        currency="KWD",
+        lines=_lines(("3", "1.2345"), currency="KWD"),
+        total=money(stated, "KWD"),
+    )
+    for mode in Rounding:
+        pol = TolerancePolicy(rounding=mode, partial_payment=partial)
+        result = match(inv, order, receipts=[received("3")], policy=pol)
+        assert result.payable == money(stated, "KWD"), mode
+        assert result.payable + result.held == result.invoiced
