@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typing
 from datetime import UTC, date, datetime, timedelta, timezone
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from functools import cache
 from typing import Any
 
@@ -19,6 +19,7 @@ from moneyed import Money
 
 from potrack import events as ev
 from potrack import records as rec
+from potrack.money import quantum
 
 CURRENCIES = ("USD", "EUR", "JPY", "BHD", "CHF")
 
@@ -35,6 +36,15 @@ any_decimals = st.decimals(
 )
 
 moneys = st.builds(lambda amount, code: Money(amount, code), positive_decimals, currency)
+
+
+def _booked(value: Money) -> Money:
+    """``value`` cut to a whole number of its currency's minor units (what documents book)."""
+    code = value.currency.code
+    return Money(value.amount.quantize(quantum(code), rounding=ROUND_DOWN), code)
+
+
+booked_moneys = moneys.map(_booked)
 
 texts = st.text(
     alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=8
@@ -124,16 +134,22 @@ def _invoice(draw: st.DrawFn) -> rec.Invoice:
         supplier_id=draw(texts),
         invoice_date=draw(dates),
         currency=draw(currency),
-        lines=draw(_lines(rec.InvoiceLine, 0)),
-        total=draw(moneys),
+        lines=tuple(
+            attrs.evolve(ln, tax=None if ln.tax is None else _booked(ln.tax))
+            for ln in draw(_lines(rec.InvoiceLine, 0))
+        ),
+        total=draw(booked_moneys),
         kind=kind,
         number=draw(st.none() | texts),
         po_id=draw(st.none() | texts),
         received_on=draw(st.none() | dates),
         due_date=draw(st.none() | dates),
         exchange_rate=draw(st.none() | positive_decimals),
-        charges=tuple(draw(st.lists(records(rec.Charge), max_size=2))),
-        tax=draw(st.none() | moneys),
+        charges=tuple(
+            attrs.evolve(c, amount=_booked(c.amount))
+            for c in draw(st.lists(records(rec.Charge), max_size=2))
+        ),
+        tax=draw(st.none() | booked_moneys),
         credits=draw(st.none() | texts) if kind is rec.InvoiceKind.CREDIT_MEMO else None,
         reason=draw(st.none() | texts),
     )

@@ -7,6 +7,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -209,3 +210,37 @@ def test_nested_commands_have_help_with_examples(
     with pytest.raises(SystemExit):
         main(argv)
     assert "examples:" in capsys.readouterr().out
+
+
+def test_match_json_gives_each_result_in_full_and_it_loads_back() -> None:
+    from potrack import loads
+    from potrack.matching import MatchResult
+
+    status, text = run(
+        "match",
+        str(EXAMPLES / "invoices.json"),
+        "--policy",
+        str(EXAMPLES / "tolerances.toml"),
+        "--format",
+        "json",
+    )
+    assert status == 1
+    data = json.loads(text)
+    held = data["results"][1]
+    (price,) = [f for f in held["findings"] if f["code"] == "price"]
+    assert {k: price[k] for k in ("expected", "actual", "variance", "variance_percent")} == {
+        "expected": "12.50",
+        "actual": "13.75",
+        "variance": "1.25",
+        "variance_percent": "10",
+    }
+    assert (price["limit"], price["rule"], price["blocking"], price["severity"]) == (
+        "5 %",
+        "default",
+        True,
+        "block",
+    )
+    result = loads(json.dumps(held["match"]), MatchResult)
+    assert result.invoice_id == held["invoice"]
+    assert result.findings[0].variance == Decimal("1.25")
+    assert data["warnings"] == []

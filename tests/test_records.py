@@ -302,3 +302,64 @@ def test_line_item_price_unit_amount() -> None:
         price_unit=Decimal(100),
     )
     assert line.amount == money("30", "EUR")
+
+
+# -- issue 25: what an invoice may state ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency"),
+    [("100.005", "USD"), ("3.7035", "KWD"), ("1000.5", "JPY"), ("0.001", "EUR")],
+)
+def test_an_invoice_total_finer_than_the_currency_is_refused(amount: str, currency: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        _invoice_in(currency, amount)
+    assert [p.path for p in info.value.problems] == ["total"]
+    message = info.value.problems[0].message
+    assert f"{amount} {currency}" in message
+    assert "whole number of" in message
+
+
+def _invoice_in(currency: str, total: str) -> Invoice:
+    from potrack.records import InvoiceLine
+
+    line = InvoiceLine(
+        line_no=1, po_line_no=1, quantity=Decimal(3), unit_price=money("1.2345", currency)
+    )
+    return sample_invoice(currency=currency, lines=(line,), total=money(total, currency))
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency"),
+    [("50.020", "USD"), ("50.0200000", "USD"), ("3.703", "KWD"), ("1001.0", "JPY"), ("0", "USD")],
+)
+def test_trailing_zeros_are_not_extra_precision(amount: str, currency: str) -> None:
+    assert _invoice_in(currency, amount).total.amount == Decimal(amount)
+
+
+def test_tax_and_charges_are_booked_amounts_too() -> None:
+    from potrack.records import Charge
+
+    with pytest.raises(ValidationError) as info:
+        sample_invoice(
+            tax=money("1.005", "USD"),
+            charges=(Charge(code="FREIGHT", amount=money("2.001", "USD")),),
+        )
+    assert [p.path for p in info.value.problems] == ["tax", "charges[0].amount"]
+
+
+@pytest.mark.parametrize("field", ["unit_price", "amount", "tax"])
+def test_a_negative_invoice_line_is_refused(field: str) -> None:
+    from potrack.records import InvoiceLine
+
+    values: dict[str, Any] = {"unit_price": money("10.00", "USD")}
+    values[field] = money("-10.00", "USD")
+    with pytest.raises(ValidationError) as info:
+        InvoiceLine(line_no=1, po_line_no=1, quantity=Decimal(1), **values)
+    assert f"{field}: must not be negative" in str(info.value)
+    assert "credit memo" in str(info.value)
+
+
+def test_a_negative_invoice_total_is_refused() -> None:
+    with pytest.raises(ValidationError, match="total: must not be negative"):
+        sample_invoice(total=money("-1.00", "USD"))

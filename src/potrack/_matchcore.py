@@ -10,16 +10,18 @@ Python.  Both behave the same; :func:`potrack.matching.engine` says which one is
 from __future__ import annotations
 
 import decimal
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Any, Final, TypeVar
 
+import attrs
 from moneyed import Money
 
 from potrack import records as _records
 from potrack._fast import rebuild
-from potrack.exceptions import NotFoundError, Problem, ValidationError
+from potrack.exceptions import DuplicateError, NotFoundError, Problem, ValidationError
 from potrack.matching import (
     Check,
     Finding,
@@ -29,8 +31,10 @@ from potrack.matching import (
     MatchResult,
     Override,
     Severity,
+    SmallDifference,
     Tolerance,
     TolerancePolicy,
+    _default_tolerances,
 )
 from potrack.money import Rounding, quantum, round_amount
 from potrack.records import (
@@ -70,6 +74,7 @@ class _LineChecks:
         "accepted_tol",
         "amount_tol",
         "date_tol",
+        "off",
         "ordered_lower",
         "ordered_tol",
         "price_tol",
@@ -77,7 +82,9 @@ class _LineChecks:
         "received_tol",
     )
 
-    def __init__(self, found: dict[Check, _Gate]) -> None:
+    def __init__(self, found: dict[Check, _Gate], off: frozenset[Check] = frozenset()) -> None:
+        self.off = off
+        """The checks turned off for the scope."""
         self.price_tol = found.get(Check.UNIT_PRICE)
         received = self.received_tol = found.get(Check.QUANTITY_RECEIVED)
         ordered = self.ordered_tol = found.get(Check.QUANTITY_ORDERED)
@@ -175,11 +182,16 @@ def _quantizer(rounding: Rounding) -> Any:
     return found
 
 
+_EVEN: Final = _quantizer(Rounding.HALF_EVEN)
+"""How checks round what the supplier books (whatever the policy rounds payables with)."""
+_UP: Final = _quantizer(Rounding.HALF_UP)
 _FOUR_WAY: Final = MatchLevel.FOUR_WAY
 _TWO_WAY: Final = MatchLevel.TWO_WAY
 _SERVICE: Final = LineType.SERVICE
 _CREDIT_MEMO: Final = InvoiceKind.CREDIT_MEMO
 _INVOICE: Final = InvoiceKind.INVOICE
+_SUB_DEBIT: Final = InvoiceKind.SUBSEQUENT_DEBIT
+_SUB_CREDIT: Final = InvoiceKind.SUBSEQUENT_CREDIT
 _BLOCK: Final = Severity.BLOCK
 _WARN: Final = Severity.WARN
 _INFO: Final = Severity.INFO
@@ -205,6 +217,7 @@ class _Terms:
     __slots__ = (
         "charges",
         "charges_tol",
+        "checks_off",
         "currency",
         "ledger_no",
         "lines",
@@ -238,6 +251,8 @@ class _Terms:
         self.charges = agreed
         """Agreed charges per charge code."""
         self.charges_tol, self.tax_tol, self.total_tol = rules.header_checks(supplier_id)
+        self.checks_off: tuple[str, ...] = rules.checks_off(supplier_id, lines) if rules.off else ()
+        """The checks off for the PO's lines or its invoices' headers (reported in results)."""
         self.slot = 0
         """Which of its ledger's POs this is (0 for a ledger of its own)."""
         self.ledger_no = 0
@@ -357,18 +372,24 @@ def _receive(
             factors = [_factor(terms, r.line_no, r.uom, uom) for r in receipt.lines]
             break
     slot = terms.slot
+    lines = terms.lines
     for i, rl in enumerate(receipt.lines):
         factor = _ONE if factors is None else factors[i]
+        t = lines.get(rl.line_no) if factor is not _ONE else None
         base = rl.line_no * _LINE + slot
         received = rl.received
-        _add(ledger, base + _RECEIVED, received if factor is _ONE else received * factor)
+        _add(ledger, base + _RECEIVED, received if t is None else _in_units(received, factor, t))
         rejected = rl.rejected
         if rejected:
-            _add(ledger, base + _REJECTED, rejected * factor)
+            _add(
+                ledger, base + _REJECTED, rejected if t is None else _in_units(rejected, factor, t)
+            )
         # Uninspected goods count for 3-way; 4-way waits for the inspection.
         accepted = rl.accepted
         if accepted is not None:
-            _add(ledger, base + _ACCEPTED, accepted if factor is _ONE else accepted * factor)
+            _add(
+                ledger, base + _ACCEPTED, accepted if t is None else _in_units(accepted, factor, t)
+            )
 
 
 def _give_back(ledger: _Ledger, ret: GoodsReturn, terms: _Terms) -> None:
@@ -377,32 +398,68 @@ def _give_back(ledger: _Ledger, ret: GoodsReturn, terms: _Terms) -> None:
         _add(ledger, rl.line_no * _LINE + slot + _RETURNED, rl.quantity)
 
 
-def _bill(ledger: _Ledger, invoice: Invoice, terms: _Terms, uom: UomConverter | None) -> None:
+def _bill(
+    ledger: _Ledger,
+    invoice: Invoice,
+    terms: _Terms,
+    uom: UomConverter | None,
+    credited_rate: Decimal | None = None,
+) -> None:
     """Add an invoice (or subtract a credit memo) to the cumulative state, as :func:`_evaluate`
     bills it: amounts converted with the invoice's rate only when its currency is not the PO's
-    (a rate on an invoice in the PO's currency means nothing)."""
-    sign = -1 if invoice.kind is _CREDIT_MEMO else 1
-    rate = _billing_rate(invoice, terms)
+    (a rate on an invoice in the PO's currency means nothing) — a memo's at ``credited_rate``,
+    the rate of the invoice it credits, when known."""
+    kind = invoice.kind
+    sign = -1 if kind is _CREDIT_MEMO or kind is _SUB_CREDIT else 1
+    subsequent = kind is _SUB_DEBIT or kind is _SUB_CREDIT  # the amount only
+    rate = _billing_rate(invoice, terms, credited_rate)
     known = terms.lines
     for ln in invoice.lines:
         no = ln.po_line_no
         if no is None or no not in known:
             continue
-        quantity = ln.quantity if ln.uom is None else ln.quantity * _factor(terms, no, ln.uom, uom)
+        quantity = ln.quantity
+        if ln.uom is not None:
+            factor = _factor(terms, no, ln.uom, uom)
+            if factor is not _ONE:
+                quantity = _in_units(quantity, factor, known[no])
         amount = _net(ln) if rate is _ONE else _net(ln) * rate
         base = known[no].base
-        _add(ledger, base + _BILLED, quantity * sign)
+        if not subsequent:
+            _add(ledger, base + _BILLED, quantity * sign)
         _add(ledger, base + _BILLED_AMOUNT, amount * sign)
     for charge in invoice.charges:
         _add(ledger, _charge_key(terms.slot, charge.code), sign * charge.amount.amount * rate)
 
 
-def _billing_rate(invoice: Invoice, terms: _Terms) -> Decimal:
+def _billing_rate(invoice: Invoice, terms: _Terms, credited_rate: Decimal | None = None) -> Decimal:
     """What one unit of the invoice's currency is billed as in the PO's: its rate when the
-    currencies differ and it has one, else 1 (as :func:`_evaluate` bills)."""
+    currencies differ and it has one (a memo: the rate of the invoice it credits, when known),
+    else 1 (as :func:`_evaluate` bills)."""
     if invoice.currency == terms.currency:
         return _ONE
+    if credited_rate is not None and invoice.kind is _CREDIT_MEMO:
+        return credited_rate
     return invoice.exchange_rate or _ONE
+
+
+def _rates_of(invoices: Iterable[Invoice], po_currency: str) -> dict[str, Decimal]:
+    """The exchange rates of the invoices in another currency than the PO's, by id (what a
+    memo crediting one of them reverses at)."""
+    return {
+        inv.id: inv.exchange_rate
+        for inv in invoices
+        if inv.exchange_rate is not None and inv.kind is _INVOICE and inv.currency != po_currency
+    }
+
+
+def _credited(invoice: Invoice, rate_of: dict[str, Decimal]) -> Decimal | None:
+    """The rate of the invoice a memo credits (None: not a memo, or the invoice's rate is not
+    known)."""
+    credits = invoice.credits
+    if credits is None or not rate_of or invoice.kind is not _CREDIT_MEMO:
+        return None
+    return rate_of.get(credits)
 
 
 def _net(ln: InvoiceLine) -> Decimal:
@@ -411,6 +468,22 @@ def _net(ln: InvoiceLine) -> Decimal:
     value = ln.quantity * ln.unit_price.amount
     unit = ln.price_unit
     return value if unit is _ONE or unit == _ONE else value / unit
+
+
+def _places(value: Decimal) -> Decimal:
+    """The quantum of the decimals ``value`` is written with (``100.000`` → ``0.001``; a whole
+    number, written with an exponent or not, → ``1``)."""
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int)  # (a finite number: the records check it)
+    return _ONE if exponent >= 0 else _ONE.scaleb(exponent)
+
+
+def _in_units(quantity: Decimal, factor: Decimal, t: _LineTerms) -> Decimal:
+    """``quantity`` of another unit in the PO line's unit (``factor`` of them each), at the
+    precision the PO line states its quantity with: 220.46 LB is 100 KG on a line of 100 KG,
+    not 99.9989738… (rounded half even)."""
+    converted: Decimal = _EVEN(quantity * factor, _places(t.quantity))
+    return converted
 
 
 def _factor(terms: _Terms, line_no: int, given: str | None, uom: UomConverter | None) -> Decimal:
@@ -455,13 +528,17 @@ def normalize_number(number: str) -> str:
     """:func:`potrack.matching.normalize_invoice_number`: upper case, ASCII letters and digits only,
     and each run of digits without its leading zeros (a run of zeros only keeps one).
 
+    A number with other than ASCII characters is first normalized (NFKC: full-width and
+    circled forms become plain ones) and its digits of any script folded to ASCII (``١٢٣`` is
+    ``123``), so that look-alikes compare equal.
+
     One pass over the code points of the upper-cased number; what is kept is taken as slices of
     it between the characters dropped, not character by character (compiled, ``ord(s[i])``
     reads the code point in place, and ``S0087-0000024`` is three slices).  As fast as two
     regular-expression substitutions in Python, four times as fast compiled
     (``tests/test_matching.py`` checks it against the regex definition).
     """
-    s = number.upper()
+    s = number.upper() if number.isascii() else _fold(number).upper()
     n = len(s)
     out: list[str] = []
     start = 0  # where the part being kept starts
@@ -500,6 +577,16 @@ def normalize_number(number: str) -> str:
     if leading and zeros:
         out.append("0")
     return out[0] if len(out) == 1 else "".join(out)
+
+
+def _fold(number: str) -> str:
+    """``number`` in NFKC with every decimal digit, of any script, as its ASCII digit."""
+    text = unicodedata.normalize("NFKC", number)
+    out: list[str] = []
+    for ch in text:
+        digit = unicodedata.decimal(ch, -1) if not ch.isascii() else -1
+        out.append(ch if digit < 0 else chr(48 + digit))
+    return "".join(out)
 
 
 class _Side:
@@ -551,9 +638,11 @@ def _verdict(most: Decimal | None, measure: Decimal | None) -> int:
 class _Gate:
     """A resolved tolerance and the rule it came from, laid out for the hot path."""
 
-    __slots__ = ("lower", "rule", "upper")
+    __slots__ = ("lower", "per_line", "rule", "upper")
 
     def __init__(self, tolerance: Tolerance, rule: str) -> None:
+        self.per_line = tolerance.price_basis == "line"
+        """For the price: whether an amount limit bounds the money at stake on the line."""
         both = tolerance.combine == "both"
         up, down = tolerance.upper, tolerance.lower
         self.upper = None if up is None else _Side(up, tolerance.upper_blocks, both)
@@ -565,22 +654,46 @@ _HeaderGates = tuple[_Gate | None, _Gate | None, _Gate | None]  # charges, tax, 
 
 
 class _Resolver:
-    """Tolerance resolution with a cache per (item, supplier, category)."""
+    """Tolerance resolution with a cache per (item, supplier, category).
+
+    Every check starts with the default policy's tolerance (exact, blocking); the policy's
+    tolerances replace it per check, then the rules that apply, least specific first; a
+    tolerance with ``off`` takes the check out.
+    """
 
     def __init__(self, policy: TolerancePolicy) -> None:
         self.policy = policy
         # The policy's settings the hot path reads, as plain attributes.
         self.rounded_to: Any = _quantizer(policy.rounding)
-        self.small_difference: Decimal = policy.small_difference
-        self.small_difference_text = f"{policy.small_difference:f}"  # the limit, in findings
+        self.tax_per_line: bool = policy.tax_rounding == "line"
+        # The small difference: one amount either way (compared as such), or limits per side.
+        small = policy.small_difference
+        self.small_difference: Decimal | None = None
+        self.small_upper: _Side | None = None
+        self.small_lower: _Side | None = None
+        if isinstance(small, SmallDifference):
+            self.small_upper = None if small.upper is None else _Side(small.upper, False, True)
+            self.small_lower = None if small.lower is None else _Side(small.lower, False, True)
+            self.small_difference_text = small.describe()  # the limit, in findings
+        else:
+            self.small_difference = small
+            self.small_difference_text = f"{small:f}"
         self.park: bool = policy.before_receipt == "park"
         self.partial_payment: bool = policy.partial_payment
         self.default_level: MatchLevel = policy.default_level
         self.name: str = policy.name
         self.cache: dict[tuple[str | None, str, str], dict[Check, _Gate]] = {}
         self.ordered = sorted(policy.rules, key=lambda r: r.rank, reverse=True)
-        self.default: dict[Check, _Gate] = {t.check: _Gate(t, "default") for t in policy.tolerances}
-        self.default_checks = _LineChecks(self.default)
+        default: dict[Check, _Gate] = {t.check: _Gate(t, "default") for t in _default_tolerances()}
+        off: set[Check] = set()
+        for t in policy.tolerances:
+            _apply(default, off, t, "default")
+        self.default = default
+        self.default_off = frozenset(off)
+        self.off = bool(off) or any(t.off for r in policy.rules for t in r.tolerances)
+        """Whether anything turns a check off (else no invoice reports one)."""
+        self.offs: dict[tuple[str | None, str, str], frozenset[Check]] = {}
+        self.default_checks = _LineChecks(self.default, self.default_off)
         # The line checks' gates per scope (hashing an Enum member runs Python code: these
         # lookups happen once per scope, not per line).
         self.checks: dict[tuple[str | None, str, str], _LineChecks] = {}
@@ -594,7 +707,8 @@ class _Resolver:
         key = (item, supplier, category)
         found = self.checks.get(key)
         if found is None:
-            found = _LineChecks(self.for_line(item, supplier, category))
+            gates = self.for_line(item, supplier, category)
+            found = _LineChecks(gates, self.offs.get(key, self.default_off))
             if len(self.checks) < 100_000:
                 self.checks[key] = found
         return found
@@ -609,6 +723,19 @@ class _Resolver:
             if len(self.headers) < 100_000:
                 self.headers[supplier] = found
         return found
+
+    def checks_off(self, supplier: str, lines: dict[int, _LineTerms]) -> tuple[str, ...]:
+        """The checks off for a PO's lines (each line's scope) or its invoices' header (the
+        supplier's scope), in :class:`Check` order."""
+        off = set(self.default_off)
+        if self.ordered:
+            self.for_line(None, supplier, "")
+            off = set(self.offs.get((None, supplier, ""), self.default_off))
+            header = (Check.CHARGES, Check.TAX, Check.HEADER_TOTAL)
+            off = {c for c in off if c in header}
+        for t in lines.values():
+            off |= t.checks.off
+        return tuple(c.value for c in Check if c in off)
 
     @staticmethod
     def _header(found: dict[Check, _Gate]) -> _HeaderGates:
@@ -625,12 +752,27 @@ class _Resolver:
                 found = self.default  # shared: never mutated
             else:
                 found = dict(self.default)
+                off = set(self.default_off)
                 for rule in applying:  # least specific first: more specific overwrite
                     for t in rule.tolerances:
-                        found[t.check] = _Gate(t, rule.id)
+                        _apply(found, off, t, rule.id)
+                if off != self.default_off:
+                    self.offs[key] = frozenset(off)
             if len(self.cache) < 100_000:
                 self.cache[key] = found
         return found
+
+
+def _apply(gates: dict[Check, _Gate], off: set[Check], tolerance: Tolerance, rule: str) -> None:
+    """Let ``tolerance`` decide its check: its gate replaces the one before, or it turns the
+    check off."""
+    check = tolerance.check
+    if tolerance.off:
+        gates.pop(check, None)
+        off.add(check)
+    else:
+        gates[check] = _Gate(tolerance, rule)
+        off.discard(check)
 
 
 _RESOLVERS: Final[dict[int, _Resolver]] = {}
@@ -722,21 +864,138 @@ def match_one(
     rates: ExchangeRates | None,
 ) -> MatchResult:
     """:func:`potrack.matching.match` (which documents the arguments and what it raises)."""
+    _same_or_refused(invoice, earlier)
+    _same_or_refused(invoice, supplier_invoices)
     terms = _terms(po, supplier, _resolver(policy))
     ledger: _Ledger = {}
-    for receipt in receipts:
+    for receipt in _once(receipts, "goods receipt"):
         if receipt.po_id == po.id:
             _receive(ledger, receipt, terms, uom)
-    for ret in returns:
+    for ret in _once(returns, "goods return"):
         if ret.po_id == po.id:
             _give_back(ledger, ret, terms)
+    earlier = [inv for inv in earlier if inv.id != invoice.id and inv.po_id == po.id]
+    rate_of = _rates_of(earlier, po.currency)
     for inv in earlier:
-        if inv.id != invoice.id and inv.po_id == po.id:
-            _bill(ledger, inv, terms, uom)
-    return _evaluate(invoice, terms, ledger, overrides, uom, rates, supplier_invoices)
+        _bill(ledger, inv, terms, uom, _credited(inv, rate_of))
+    return _evaluate(
+        invoice,
+        terms,
+        ledger,
+        overrides,
+        uom,
+        rates,
+        supplier_invoices,
+        _credited(invoice, rate_of),
+    )
 
 
 _OK: Final = (_MATCHED, _WITHIN)
+
+
+_G = TypeVar("_G", GoodsReceipt, GoodsReturn)
+
+
+def _once(documents: Iterable[_G], kind: str) -> list[_G]:
+    """``documents`` with each id (per PO) once: the same document given twice counts once;
+    the same id with other content raises."""
+    seen: dict[tuple[str, str], _G] = {}
+    for doc in documents:
+        key = (doc.po_id, doc.id)
+        other = seen.get(key)
+        if other is None:
+            seen[key] = doc
+        elif other != doc:
+            raise DuplicateError(
+                kind,
+                doc.id,
+                "given twice with different content; a document id names one document",
+            )
+    return list(seen.values())
+
+
+def _same_or_refused(invoice: Invoice, others: Iterable[Invoice]) -> None:
+    """Raise if ``others`` hold a document with ``invoice``'s id and other content (the same
+    document again is fine: matching skips it, so nothing is counted twice)."""
+    for other in others:
+        if other.id == invoice.id and other != invoice:
+            differ = [
+                name for name in _INVOICE_FIELDS if getattr(other, name) != getattr(invoice, name)
+            ]
+            raise _changed(invoice.id, ", ".join(differ))
+
+
+_INVOICE_FIELDS: Final[tuple[str, ...]] = tuple(a.name for a in attrs.fields(Invoice))
+
+
+def _changed(invoice_id: str, differ: str) -> DuplicateError:
+    where = f" ({differ} differ)" if differ else ""
+    return DuplicateError(
+        "invoice",
+        invoice_id,
+        f"seen before with different content{where}; a document id names one document — "
+        "correct an invoice with a credit memo or a subsequent debit or credit, or send the "
+        "new version under a new id",
+    )
+
+
+def _goods_fingerprint(goods: GoodsReceipt | GoodsReturn) -> int:
+    """A hash of everything a receipt or return states (see :func:`_fingerprint`)."""
+    if isinstance(goods, GoodsReceipt):
+        h = hash((goods.id, goods.po_id, goods.received_at, goods.received_by, goods.delivery_note))
+        h = hash((h, goods.dispatch_id))
+        for rl in goods.lines:
+            h = hash((h, rl.line_no, rl.received, rl.rejected, rl.accepted, rl.uom, rl.reason))
+        return h
+    h = hash((goods.id, goods.po_id, goods.returned_at, goods.returned_by, goods.rma))
+    for tl in goods.lines:
+        h = hash((h, tl.line_no, tl.quantity, tl.reason))
+    return h
+
+
+def _fingerprint(invoice: Invoice) -> int:
+    """A hash of everything an invoice states (equal invoices hash alike: Decimals by value),
+    so that a document fed again is told from another one with the same id without keeping it."""
+    tax = invoice.tax
+    h = hash(
+        (
+            invoice.id,
+            invoice.supplier_id,
+            invoice.invoice_date,
+            invoice.currency,
+            invoice.total.amount,
+            invoice.kind,
+            invoice.number,
+            invoice.po_id,
+            invoice.exchange_rate,
+            invoice.credits,
+            invoice.received_on,
+            invoice.due_date,
+            invoice.reason,
+            None if tax is None else tax.amount,
+        )
+    )
+    for ln in invoice.lines:
+        amount = ln.amount
+        line_tax = ln.tax
+        h = hash(
+            (
+                h,
+                ln.line_no,
+                ln.po_line_no,
+                ln.quantity,
+                ln.unit_price.amount,
+                ln.price_unit,
+                ln.uom,
+                ln.item,
+                ln.description,
+                None if amount is None else amount.amount,
+                None if line_tax is None else line_tax.amount,
+            )
+        )
+    for charge in invoice.charges:
+        h = hash((h, charge.code, charge.amount.amount, charge.description, charge.po_line_no))
+    return h
 
 
 def _factors(
@@ -765,8 +1024,12 @@ def _evaluate(
     uom: UomConverter | None,
     rates: ExchangeRates | None,
     supplier_invoices: Iterable[Invoice],
+    credited_rate: Decimal | None = None,
 ) -> MatchResult:
     """Match ``invoice`` against what ``ledger`` knows, then add it to the ledger.
+
+    A credit memo in another currency than the PO's reverses at ``credited_rate``, the rate of
+    the invoice it credits, when known (the difference to its own rate is a finding).
 
     Each line is checked against the cumulative state of its PO line and billed right after,
     so a second invoice line on the same PO line is checked against both.  Nothing is changed
@@ -791,12 +1054,18 @@ def _evaluate(
     factors = _factors(invoice_lines, terms, uom)  # raises before anything is billed
     kind = invoice.kind
     credit = kind is _CREDIT_MEMO
+    subsequent = kind is _SUB_DEBIT or kind is _SUB_CREDIT  # a price-only correction
+    reduces = credit or kind is _SUB_CREDIT  # not paid: it reduces what is owed
     cur = invoice.currency
     po_cur = terms.currency
     rate: Decimal | None = _ONE
     header: list[Finding] = []
     if cur != po_cur:
         rate = invoice.exchange_rate
+        if credited_rate is not None and credit:
+            if rate is not None and rate != credited_rate:
+                header.append(_rate_difference(invoice, po_cur, rate, credited_rate))
+            rate = credited_rate
         header.append(_currency_finding(invoice, po, rate, rates))
     if supplier_invoices:
         header.extend(_duplicates(invoice, supplier_invoices))
@@ -808,10 +1077,17 @@ def _evaluate(
     found: list[Finding] = []  # every line's findings, in order
     invoice_id = invoice.id
     # Totals and tax are compared as the supplier books them: each line amount rounded to the
-    # currency's precision (a 3 × 45.5805 line is 136.74 on the invoice).
+    # currency's precision (a 3 × 45.5805 line is 136.74 on the invoice) — half even, whatever
+    # the policy rounds payables with; a tie rounded up instead is the supplier's choice too
+    # (``ties``: how much more the lines come to rounded half up).
     exponent = _quantum(cur)
     rules = terms.rules
     rounded_to = rules.rounded_to
+    to_even = _EVEN
+    ties = _ZERO
+    per_line_tax = rules.tax_per_line
+    line_tax = _ZERO  # the tax expected, rounded per line (when the policy says so)
+    line_tax_ties = _ZERO
     net_total = _ZERO
     # The tax expected is the sum of each line's booked amount × its PO line's tax rate.  While
     # every line has the same rate (``rate0``) that is ``net_total`` × the rate: one product per
@@ -840,7 +1116,10 @@ def _evaluate(
             amount = quantity * unit_price
             if price_unit is not _ONE and price_unit != _ONE:
                 amount = amount / price_unit
-            booked = rounded = rounded_to(amount, exponent)
+            booked = to_even(amount, exponent)
+            if booked != amount:
+                ties += _UP(amount, exponent) - booked
+            rounded = booked if rounded_to is to_even else rounded_to(amount, exponent)
         net_total += booked
         if t is None:
             found.append(
@@ -869,7 +1148,7 @@ def _evaluate(
                     overrides,
                     invoice_id,
                     rules.park,
-                    credit,
+                    reduces,
                     cur,
                 )
             )
@@ -886,9 +1165,13 @@ def _evaluate(
             amount_po = amount
         else:
             factor = factors.get(line_no, _ONE) if factors else _ONE
-            qty = quantity if factor is _ONE else quantity * factor
+            qty = quantity if factor is _ONE else _in_units(quantity, factor, t)
             amount_po = amount if billing_rate is _ONE else amount * billing_rate
-        if credit:
+        if subsequent:
+            ledger[amount_key] = _subsequent_checks(
+                found, ln, t, billed, billed_amount, amount_po, not reduces, po_cur
+            )
+        elif credit:
             _credit_checks(found, ln, t, billed, billed_amount, qty, amount_po, po_cur)
             ledger[billed_key] = billed - qty
             ledger[amount_key] = billed_amount - amount_po
@@ -899,21 +1182,34 @@ def _evaluate(
             if rate is not None:
                 checks = t.checks
                 price = unit_price
-                if not plain:
+                converted = not plain
+                if converted:
                     if rate is not _ONE:
                         price = price * rate
                     if factor is not _ONE:
                         price = price / factor
                 if price_unit is not t.price_unit and price_unit != t.price_unit:
                     price = price * t.price_unit / price_unit
+                    converted = True
+                if converted:
+                    # Converted, the price is compared (and shown) at the precision of the PO
+                    # price: 0.9072 USD/LB is 2.00 USD/KG, not 2.0000337…
+                    price = _EVEN(price, _places(t.price))
                 if price != t.price:
+                    gate = checks.price_tol
+                    at_stake = None  # per unit: the variance itself
+                    if gate is not None and gate.per_line:
+                        at_stake = (price - t.price) * qty
+                        if t.price_unit is not _ONE and t.price_unit != _ONE:
+                            at_stake = at_stake / t.price_unit
                     _test(
                         found,
-                        checks.price_tol,
+                        gate,
                         _CODE_PRICE,
                         t.price,
                         price,
                         po_cur,
+                        value=at_stake,
                         currency=po_cur,
                         inv_line=line_no,
                         po_line=no,
@@ -964,6 +1260,12 @@ def _evaluate(
             ledger[billed_key] = billed_after
             ledger[amount_key] = amount_after
         tax_rate = t.tax_rate
+        if per_line_tax and tax_rate:
+            exact_tax = booked * tax_rate * _CENT
+            even_tax = to_even(exact_tax, exponent)
+            line_tax += even_tax
+            if even_tax != exact_tax:
+                line_tax_ties += _UP(exact_tax, exponent) - even_tax
         if uniform:
             if first:
                 tax_rate0 = tax_rate
@@ -983,7 +1285,7 @@ def _evaluate(
                         t.level,
                         _MATCHED,
                         amount,
-                        _ZERO if credit else rounded,
+                        _ZERO if reduces else rounded,
                         cur,
                         (),
                     ),
@@ -1002,14 +1304,14 @@ def _evaluate(
                     overrides,
                     invoice_id,
                     rules.park,
-                    credit,
+                    reduces,
                     cur,
                 )
             )
 
     charges = invoice.charges
     if charges:
-        if not credit and rate is not None:
+        if not reduces and rate is not None:
             _charges(header, invoice, terms, ledger, terms.charges_tol, rate)
         charges_total = _ZERO
         slot = terms.slot
@@ -1018,29 +1320,47 @@ def _evaluate(
             charges_total += value
             if billing_rate is not _ONE:
                 value = value * billing_rate
-            _add(ledger, _charge_key(slot, charge.code), -value if credit else value)
+            _add(ledger, _charge_key(slot, charge.code), -value if reduces else value)
     else:
         charges_total = _ZERO
+    # The tax stated: the invoice's, else the sum of its lines' (None: none stated).
     stated_tax = invoice.tax
+    tax: Decimal | None = None
+    if stated_tax is not None:
+        tax = stated_tax.amount
+    else:
+        for ln in invoice_lines:
+            if ln.tax is not None:
+                tax = ln.tax.amount if tax is None else tax + ln.tax.amount
     tax_check = terms.tax_tol
     if tax_check is not None and tax_known:
         if uniform and tax_rate0:
             taxed = net_total * tax_rate0
-        tax = stated_tax.amount if stated_tax is not None else None
-        if tax is None and any(ln.tax is not None for ln in invoice_lines):
-            tax = sum((ln.tax.amount for ln in invoice_lines if ln.tax is not None), _ZERO)
         if tax is not None or taxed:
-            expected_tax = rounded_to(taxed * _CENT, exponent)  # (rates are percents)
-            _test(header, tax_check, _CODE_TAX, expected_tax, tax or _ZERO, cur, currency=cur)
+            if per_line_tax:
+                expected_tax = line_tax
+                tax_ties = line_tax_ties
+            else:
+                exact_tax = taxed * _CENT  # (rates are percents)
+                expected_tax = to_even(exact_tax, exponent)
+                tax_ties = _UP(exact_tax, exponent) - expected_tax
+            given = tax or _ZERO
+            if not (tax_ties and expected_tax <= given <= expected_tax + tax_ties):
+                _test(header, tax_check, _CODE_TAX, expected_tax, given, cur, currency=cur)
     invoiced = invoice.total
     total = invoiced.amount
     computed = net_total + charges_total
-    if stated_tax is not None:
-        computed += stated_tax.amount
-    if total != computed:
+    if tax is not None:
+        computed += tax
+    if total != computed and not (ties and computed <= total <= computed + ties):
         diff = total - computed
         allowance = rules.small_difference
-        if abs(diff) <= allowance:
+        if allowance is not None:
+            small = abs(diff) <= allowance
+        else:
+            side = rules.small_upper if diff > _ZERO else rules.small_lower
+            small = side is not None and not side.breaks(diff, _pct(diff, computed), None)
+        if small:
             header.append(_small_difference(computed, total, diff, cur, rules))
         else:
             _test(
@@ -1065,6 +1385,7 @@ def _evaluate(
         overrides,
         rules,
         exponent,
+        terms.checks_off,
     )
 
 
@@ -1239,6 +1560,93 @@ def _credit_checks(
         )
 
 
+def _subsequent_checks(
+    findings: list[Finding],
+    ln: InvoiceLine,
+    t: _LineTerms,
+    billed: Decimal,
+    billed_amount: Decimal,
+    amount_po: Decimal,
+    debit: bool,
+    po_cur: str,
+) -> Decimal:
+    """A subsequent debit (``debit``) or credit of ``amount_po`` on a PO line with ``billed``
+    units invoiced so far for ``billed_amount``: the price it leaves — the amount after it per
+    unit invoiced, at the PO price's precision — against the PO price (and the amount against
+    the line's, where checked).  A credit may not take away more than was invoiced; with
+    nothing invoiced there is nothing to correct.  Returns the amount billed after it.
+
+    100 invoiced at 10.00 and a subsequent debit of 50.00: 1,050.00 for 100, a price of 10.50.
+    """
+    amount_after = billed_amount + amount_po if debit else billed_amount - amount_po
+    what = "subsequent debit" if debit else "subsequent credit"
+    if billed <= _ZERO:
+        findings.append(
+            Finding(
+                code=FindingCode.NOTHING_INVOICED,
+                severity=_BLOCK,
+                invoice_line_no=ln.line_no,
+                po_line_no=t.line_no,
+                detail=f"a {what} for PO line {t.line_no}, on which nothing is invoiced",
+            )
+        )
+    elif amount_after < _ZERO:
+        findings.append(
+            Finding(
+                code=FindingCode.OVER_CREDIT,
+                severity=_BLOCK,
+                invoice_line_no=ln.line_no,
+                po_line_no=t.line_no,
+                expected=billed_amount,
+                actual=amount_po,
+                unit=po_cur,
+                variance=amount_po - billed_amount,
+                detail=(
+                    f"credits {_plain(amount_po)} {po_cur} but only {_plain(billed_amount)} "
+                    f"{po_cur} is invoiced and not yet credited"
+                ),
+            )
+        )
+    else:
+        checks = t.checks
+        price = amount_after / billed
+        if t.price_unit is not _ONE and t.price_unit != _ONE:
+            price = price * t.price_unit
+        price = _EVEN(price, _places(t.price))
+        gate = checks.price_tol
+        if price != t.price and gate is not None:
+            at_stake = None
+            if gate.per_line:
+                at_stake = (price - t.price) * billed
+                if t.price_unit is not _ONE and t.price_unit != _ONE:
+                    at_stake = at_stake / t.price_unit
+            _test(
+                findings,
+                gate,
+                _CODE_PRICE,
+                t.price,
+                price,
+                po_cur,
+                value=at_stake,
+                currency=po_cur,
+                inv_line=ln.line_no,
+                po_line=t.line_no,
+            )
+        if checks.amount_tol is not None:
+            _test(
+                findings,
+                checks.amount_tol,
+                _CODE_AMOUNT,
+                t.amount,
+                amount_after,
+                po_cur,
+                currency=po_cur,
+                inv_line=ln.line_no,
+                po_line=t.line_no,
+            )
+    return amount_after
+
+
 _DETAIL: Final = Finding._fields.index("detail")
 
 
@@ -1321,8 +1729,31 @@ def _currency_finding(
     )
 
 
+def _rate_difference(memo: Invoice, po_cur: str, own: Decimal, credited: Decimal) -> Finding:
+    """A memo stating another rate than the invoice it reverses: it books at the invoice's rate
+    (so a full reversal reverses in full), and the difference is an exchange difference."""
+    variance = own - credited
+    value = memo.total.amount * variance
+    return Finding(
+        code=_CODE_CURRENCY,
+        severity=_INFO,
+        unit=po_cur,
+        expected=credited,
+        actual=own,
+        variance=variance,
+        variance_percent=_pct(variance, credited),
+        value=value,
+        currency=po_cur,
+        detail=(
+            f"the memo states {_plain(own)} {po_cur} per {memo.currency} and reverses "
+            f"{memo.credits} at its rate {_plain(credited)}; the exchange difference is "
+            f"{_plain(value)} {po_cur}"
+        ),
+    )
+
+
 def _duplicates(invoice: Invoice, others: Iterable[Invoice]) -> list[Finding]:
-    if invoice.kind is _CREDIT_MEMO:
+    if invoice.kind is not _INVOICE:
         return []
     number = None
     found = []
@@ -1330,7 +1761,7 @@ def _duplicates(invoice: Invoice, others: Iterable[Invoice]) -> list[Finding]:
         if (
             other.id == invoice.id
             or other.supplier_id != invoice.supplier_id
-            or other.kind is _CREDIT_MEMO
+            or other.kind is not _INVOICE
         ):
             continue
         if number is None and invoice.number:
@@ -1452,6 +1883,7 @@ def _conclude(
     overrides: tuple[Override, ...],
     rules: _Resolver,
     exponent: Decimal,
+    checks_off: tuple[str, ...],
 ) -> MatchResult:
     """The invoice's status and what may be paid now, from its settled lines (``line_findings``:
     whether any has a finding) and header findings (the invoice's id, kind, currency and total
@@ -1474,8 +1906,8 @@ def _conclude(
     else:
         status = _WITHIN
     total = invoiced.amount
-    if kind is not _INVOICE:
-        payable_value = _ZERO  # a credit memo is not paid; it reduces what is owed
+    if kind is _CREDIT_MEMO or kind is _SUB_CREDIT:
+        payable_value = _ZERO  # not paid: it reduces what is owed
     elif status in _OK:
         payable_value = total
     elif rules.partial_payment and not any(f.severity is _BLOCK for f in header_findings):
@@ -1503,6 +1935,7 @@ def _conclude(
             tuple(lines),
             header_findings,
             rules.name,
+            checks_off,
         ),
     )
 
@@ -1537,7 +1970,17 @@ def _waits_for_goods(result: MatchResult) -> bool:
     return _blocked_by(result, _RECEIPT_CODES)
 
 
-_OVER_CREDIT: Final = (FindingCode.OVER_CREDIT,)
+_OVER_CREDIT: Final = (FindingCode.OVER_CREDIT, FindingCode.NOTHING_INVOICED)
+_CODE_DUPLICATE: Final = FindingCode.DUPLICATE
+
+
+def _refused(result: MatchResult) -> bool:
+    """Whether the batch refuses the document: a duplicate, or a credit memo for more than was
+    invoiced, that no override accepted (it changes nothing)."""
+    for f in result.header:
+        if f.code is _CODE_DUPLICATE and f.severity is _BLOCK:
+            return True
+    return _blocked_by(result, _OVER_CREDIT)
 
 
 class _Waiting:
@@ -1598,6 +2041,15 @@ class Engine:
         # the value is the first invoice's id and number, led by the id's length and a colon.
         self._numbers: dict[str, str] = {}
         self._by_date_amount: dict[tuple[str, date, Money], str] = {}
+        # Every invoice and memo fed, by id: its fingerprint (see ``_fingerprint``) times two,
+        # plus one if it was counted (a refused duplicate or over-credit was not).  Plain ints:
+        # the garbage collector does not track the dict.
+        self._documents: dict[str, int] = {}
+        # The same for receipts and returns, by kind ("R", "T"), PO and id (ids are the PO's).
+        self._goods: dict[str, int] = {}
+        # The rates of the invoices counted in another currency than their PO's, by id: a memo
+        # crediting one reverses at its rate.
+        self._rate_of: dict[str, Decimal] = {}
         self.matched_lines = 0
 
     def _terms_of(self, po_id: str) -> _Terms:
@@ -1640,40 +2092,84 @@ class Engine:
         terms.place(place)
         return terms
 
-    def feed(self, document: GoodsReceipt | GoodsReturn | Invoice) -> list[MatchResult]:
+    def feed(
+        self, document: GoodsReceipt | GoodsReturn | Invoice, overrides: Iterable[Override] = ()
+    ) -> list[MatchResult]:
         """:meth:`potrack.matching.BatchMatcher.feed`."""
         # The exact types first (compiled, a pointer comparison; isinstance is a call), then
         # isinstance for subclasses.
         if type(document) is Invoice:
-            return self._invoice(document)
+            return self._invoice(document, overrides)
         if type(document) is GoodsReceipt:
             return self._receipt(document)
         if isinstance(document, Invoice):
-            return self._invoice(document)
+            return self._invoice(document, overrides)
         if isinstance(document, GoodsReceipt):
             return self._receipt(document)
         if isinstance(document, GoodsReturn):
+            key = f"T\x1f{document.po_id}\x1f{document.id}"
+            fingerprint = _goods_fingerprint(document)
+            if self._seen_goods(key, fingerprint):
+                return []  # fed before: counted once
             terms = self._terms_of(document.po_id)
             _give_back(self._ledgers[terms.ledger_no], document, terms)
+            self._goods[key] = fingerprint
             return []
         raise TypeError(f"expected a receipt, return or invoice, got {type(document).__name__}")
 
-    def _invoice(self, invoice: Invoice) -> list[MatchResult]:
+    def _invoice(self, invoice: Invoice, overrides: Iterable[Override]) -> list[MatchResult]:
         po_id = invoice.po_id
         if po_id is None:
             raise ValidationError("invoice", [Problem("po_id", f"{invoice.id} names no PO")])
+        granted = tuple(overrides)
+        documents = self._documents
+        fingerprint = _fingerprint(invoice) * 2
+        seen = documents.get(invoice.id)
+        if seen is not None:
+            if seen >> 1 != fingerprint >> 1:
+                raise _changed(invoice.id, "")
+            if seen & 1:  # counted already: its result as it stands, nothing counted again
+                return [self._again_fed(invoice, granted)]
         terms = self._terms_of(po_id)
         ledger = self._ledgers[terms.ledger_no]
-        result = self._match(invoice, terms, ledger, None)
+        result = self._match(invoice, terms, ledger, None, granted)
+        counted = not _refused(result)
+        documents[invoice.id] = fingerprint + (1 if counted else 0)
+        rate = invoice.exchange_rate
+        foreign = rate is not None and invoice.currency != terms.currency
+        if counted and foreign and rate is not None and invoice.kind is _INVOICE:
+            self._rate_of[invoice.id] = rate
         if invoice.credits is None or invoice.kind is not _CREDIT_MEMO:
             return [result]
         return [result, *self._corrected(invoice, result, terms, ledger)]
 
+    def _seen_goods(self, key: str, fingerprint: int) -> bool:
+        """Whether a receipt or return (``key``: its kind, PO and id) was fed before with the
+        same content; raises if with other content."""
+        seen = self._goods.get(key)
+        if seen is None:
+            return False
+        if seen != fingerprint:
+            kind, _, goods_id = key.partition("\x1f")
+            goods_id = goods_id.partition("\x1f")[2]
+            raise DuplicateError(
+                "goods receipt" if kind == "R" else "goods return",
+                goods_id,
+                "seen before with different content; a document id names one document — "
+                "record a correction as a new receipt or return",
+            )
+        return True
+
     def _receipt(self, receipt: GoodsReceipt) -> list[MatchResult]:
+        key = f"R\x1f{receipt.po_id}\x1f{receipt.id}"
+        fingerprint = _goods_fingerprint(receipt)
+        if self._seen_goods(key, fingerprint):
+            return []  # fed before: counted once, and it released what it could then
         po_id = receipt.po_id
         terms = self._terms_of(po_id)
         ledger = self._ledgers[terms.ledger_no]
         _receive(ledger, receipt, terms, self.uom)
+        self._goods[key] = fingerprint
         waiting = self._waiting.get(po_id)  # (dict.pop is a generic call when compiled)
         if waiting is None:
             return []
@@ -1698,7 +2194,7 @@ class Engine:
         invoice = entry.invoice
         before = dict(entry.billed_before)
         credited: _Ledger = {}
-        _bill(credited, memo, terms, self.uom)
+        _bill(credited, memo, terms, self.uom, _credited(memo, self._rate_of))
         for key, value in credited.items():
             if key in before:  # (what the invoice's checks read)
                 before[key] += value
@@ -1717,8 +2213,47 @@ class Engine:
         state.update(billed_before)
         return _evaluate(invoice, terms, state, (), self.uom, self.rates, ())
 
+    def _again_fed(self, invoice: Invoice, overrides: tuple[Override, ...]) -> MatchResult:
+        """An invoice (or memo) counted already, fed again: its result as it stands — against
+        what was billed before it if it waits for goods, else against everything but itself —
+        with ``overrides`` applied.  Nothing is counted again; an override that settles what
+        it waited for ends the wait."""
+        po_id = invoice.po_id
+        assert po_id is not None  # (the caller checked)
+        terms = self._terms_of(po_id)
+        ledger = self._ledgers[terms.ledger_no]
+        by_id = self._waiting.get(po_id)
+        entry = by_id.get(invoice.id) if by_id is not None else None
+        if entry is not None:
+            state = ledger.copy()
+            state.update(entry.billed_before)
+        else:
+            own: _Ledger = {}
+            _bill(own, invoice, terms, self.uom, _credited(invoice, self._rate_of))
+            state = ledger.copy()
+            for key, value in own.items():
+                state[key] = state.get(key, _ZERO) - value
+        result = _evaluate(
+            invoice,
+            terms,
+            state,
+            overrides,
+            self.uom,
+            self.rates,
+            (),
+            _credited(invoice, self._rate_of),
+        )
+        if entry is not None and (result.status in _OK or not _waits_for_goods(result)):
+            self._unwait(po_id, invoice.id)
+        return result
+
     def _match(
-        self, invoice: Invoice, terms: _Terms, ledger: _Ledger, waiting: _Waiting | None
+        self,
+        invoice: Invoice,
+        terms: _Terms,
+        ledger: _Ledger,
+        waiting: _Waiting | None,
+        overrides: tuple[Override, ...] = (),
     ) -> MatchResult:
         po_id = terms.po_id
         self.matched_lines += len(invoice.lines)
@@ -1733,7 +2268,7 @@ class Engine:
         unnumbered = None
         first: Invoice | None = None
         number = invoice.number
-        memo = invoice.kind is _CREDIT_MEMO
+        memo = invoice.kind is not _INVOICE  # a memo or a subsequent debit or credit
         if not memo:
             if number:
                 numbered = f"{normalize_number(number)}\x1f{invoice.supplier_id}"
@@ -1757,12 +2292,13 @@ class Engine:
             invoice,
             terms,
             ledger,
-            (),
+            overrides,
             self.uom,
             self.rates,
             () if first is None else (first,),
+            _credited(invoice, self._rate_of) if memo else None,
         )
-        if before is not None and (first is not None or _blocked_by(result, _OVER_CREDIT)):
+        if before is not None and _refused(result):
             ledger.clear()
             ledger.update(before)
             return result
@@ -1770,7 +2306,7 @@ class Engine:
             # Held on quantities received: match it again when a receipt for the PO arrives,
             # against what was billed before it (later invoices do not count against it).
             self._wait(po_id, invoice, self._billed_before(invoice, terms, ledger))
-        if first is None:  # remembered once matched: an invoice refused changes nothing
+        if first is None:  # remembered once counted: a refused invoice changes nothing
             if numbered is not None:
                 own = invoice.id
                 self._numbers[numbered] = f"{len(own)}:{own}{number}"
@@ -1851,7 +2387,9 @@ class Engine:
                 continue
             quantity = ln.quantity
             if ln.uom is not None:
-                quantity = quantity * _factor(terms, t.line_no, ln.uom, self.uom)
+                factor = _factor(terms, t.line_no, ln.uom, self.uom)
+                if factor is not _ONE:
+                    quantity = _in_units(quantity, factor, t)
             key: int | str = t.base + _BILLED  # (boxed once for its three uses)
             before[key] = before.get(key, ledger[key]) - quantity
             if t.checks.amount_tol is not None:

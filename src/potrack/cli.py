@@ -239,7 +239,12 @@ def _kpi(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _match(args: argparse.Namespace, out: TextIO) -> int:
-    from potrack.matching import BatchMatcher, MatchResult, load_tolerance_policy
+    from potrack.matching import (
+        BatchMatcher,
+        MatchResult,
+        lint_tolerance_policy,
+        load_tolerance_policy,
+    )
     from potrack.money import format_money
     from potrack.records import GoodsReceipt, GoodsReturn, Invoice, PurchaseOrder
     from potrack.serialization import make_converter
@@ -272,7 +277,11 @@ def _match(args: argparse.Namespace, out: TextIO) -> int:
         for result in matcher.feed(conv.structure(raw, kinds[kind])):
             latest[result.invoice_id] = result
     held = [r for r in latest.values() if r.held.amount > 0]
+    warnings = [str(w) for w in lint_tolerance_policy(policy)]
     if args.format == "json":
+        # Each result in full (``match``: what potrack.loads(..., MatchResult) reads back), and
+        # each finding as data — expected, actual, variance and its percent, limit, rule,
+        # whether it blocks — with its sentence.
         rows = [
             {
                 "invoice": r.invoice_id,
@@ -281,21 +290,26 @@ def _match(args: argparse.Namespace, out: TextIO) -> int:
                 "payable": str(r.payable.amount),
                 "held": str(r.held.amount),
                 "currency": str(r.payable.currency),
+                "checks_off": list(r.checks_off),
                 "findings": [
                     {
-                        "code": f.code.value,
-                        "severity": f.severity.value,
+                        **conv.unstructure(f),
                         "line": f.invoice_line_no,
+                        "blocking": f.blocking,
                         "text": f.sentence(args.locale),
                     }
                     for f in r.findings
                 ],
+                "match": conv.unstructure(r),
             }
             for r in latest.values()
         ]
-        json.dump({"policy": policy.name, "results": rows}, out, indent=2, ensure_ascii=False)
+        report = {"policy": policy.name, "warnings": warnings, "results": rows}
+        json.dump(report, out, indent=2, ensure_ascii=False)
         out.write("\n")
     else:
+        for warning in warnings:
+            out.write(f"warning: {warning}\n")
         for r in latest.values():
             out.write(
                 f"{r.invoice_id} (PO {r.po_id}): {r.status.value.replace('_', ' ')} — payable "

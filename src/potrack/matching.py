@@ -57,6 +57,7 @@ import attrs
 from moneyed import Money
 
 from potrack._files import read_settings
+from potrack.approval import LintFinding
 from potrack.events import RecordMatch
 from potrack.exceptions import (
     InvalidValueError,
@@ -99,11 +100,13 @@ __all__ = [
     "MatchSimulation",
     "Override",
     "Severity",
+    "SmallDifference",
     "Tolerance",
     "TolerancePolicy",
     "ToleranceRule",
     "compare_simulations",
     "engine",
+    "lint_tolerance_policy",
     "load_tolerance_policy",
     "match",
     "normalize_invoice_number",
@@ -154,6 +157,8 @@ class FindingCode(enum.StrEnum):
     UNMATCHED_LINE = "unmatched_line"
     DUPLICATE = "duplicate"
     OVER_CREDIT = "over_credit"
+    NOTHING_INVOICED = "nothing_invoiced"
+    """A subsequent debit or credit for a PO line with nothing invoiced to correct."""
 
 
 _CODE_OF_CHECK = {
@@ -225,13 +230,35 @@ class Tolerance:
     """``both``: every set limit must hold; ``either``: one holding suffices."""
     upper_blocks: bool = True
     lower_blocks: bool = False
+    off: bool = False
+    """Turn the check off (no limits then): the only way to skip a check the default policy
+    performs.  Results list the checks off (:attr:`MatchResult.checks_off`) and
+    :func:`lint_tolerance_policy` warns about each."""
+    price_basis: str = "unit"
+    """For the unit price: ``unit`` (an ``amount`` limit bounds the variance per unit, the
+    default) or ``line`` (it bounds the money at stake on the invoice line: the variance per
+    unit × the quantity billed, as SAP's *PP* key and ADempiere do).  With 50.00 per line,
+    1,000 units at 0.04 over (40.00) pass; 2,000 at 0.03 over (60.00) do not.  Percent limits
+    are the same either way."""
 
     def __attrs_post_init__(self) -> None:
+        problems = []
         if self.combine not in ("both", "either"):
-            raise ValidationError(
-                "Tolerance",
-                [Problem("combine", f"expected 'both' or 'either', got {self.combine!r}")],
+            problems.append(
+                Problem("combine", f"expected 'both' or 'either', got {self.combine!r}")
             )
+        if self.off and (self.upper is not None or self.lower is not None):
+            problems.append(
+                Problem("off", "a check turned off has no limits; give either off or limits")
+            )
+        if self.price_basis not in ("unit", "line"):
+            problems.append(
+                Problem("price_basis", f"expected 'unit' or 'line', got {self.price_basis!r}")
+            )
+        elif self.price_basis == "line" and self.check is not Check.UNIT_PRICE:
+            problems.append(Problem("price_basis", "'line' is for the unit_price check only"))
+        if problems:
+            raise ValidationError("Tolerance", problems)
 
     def _breach(
         self,
@@ -257,6 +284,40 @@ class Tolerance:
     ) -> bool:
         """Whether a negative variance (magnitudes given) breaks the lower limits."""
         return self._breach(self.lower, value, percent, quantity)
+
+
+@attrs.frozen
+class SmallDifference:
+    """How far an invoice's stated total may differ from lines + charges + tax and be accepted
+    automatically, as a recorded small difference: ``upper`` when it states more, ``lower``
+    when it states less, each with an ``amount`` (invoice currency) and/or a ``percent`` (of
+    lines + charges + tax; with both, both must hold).  A side without a limit accepts nothing.
+
+    Up to 2.00 and 0.5 % more, 0.10 less: on 1,000.00, a total of 1,002.00 or 999.90 is a
+    small difference; 1,002.01 or 999.89 goes to the header-total tolerance.
+
+    >>> SmallDifference(upper=Limit(amount=Decimal("2.00"), percent=Decimal("0.5")),
+    ...                 lower=Limit(amount=Decimal("0.10"))).describe()
+    '+0.5 %, 2.00 / -0.10'
+    """
+
+    upper: Limit | None = None
+    lower: Limit | None = None
+
+    def __attrs_post_init__(self) -> None:
+        problems = [
+            Problem(f"{side}.quantity", "a small difference is money: give an amount or a percent")
+            for side, limit in (("upper", self.upper), ("lower", self.lower))
+            if limit is not None and limit.quantity is not None
+        ]
+        if problems:
+            raise ValidationError("SmallDifference", problems)
+
+    def describe(self) -> str:
+        """``+2.00 / -0.10``: the limits as findings give them."""
+        up = self.upper.describe() if self.upper is not None else "none"
+        down = self.lower.describe() if self.lower is not None else "none"
+        return f"+{up} / -{down}"
 
 
 @attrs.frozen
@@ -303,28 +364,41 @@ class TolerancePolicy:
     """Everything that decides a match.
 
     Args:
-        tolerances: the default tolerances, used where no rule covers a line (per check; a check
-            with no tolerance anywhere is not performed).  The default is exact matching.
+        tolerances: the default tolerances, used where no rule covers a line, per check.  A
+            check not named keeps the default policy's tolerance: unit price, quantities
+            (received, ordered, accepted), charges and the header total are exact and blocking
+            unless a tolerance names them — naming a price tolerance changes the price rule only.
+            ``Tolerance(check, off=True)`` turns a check off (results report it, the linter
+            warns).  Tax, line amount and date are checked only where a tolerance names them.
         rules: scoped rules (see :class:`ToleranceRule`).
         default_level: matching level of lines, POs and suppliers that set none.
         small_difference: header-total differences up to this amount (in the invoice currency)
-            are accepted automatically and recorded; beyond it the header tolerance applies.
+            either way are accepted automatically and recorded; beyond it the header tolerance
+            applies.  A :class:`SmallDifference` sets the upper and lower sides apart, each
+            with an amount and/or a percent.
         before_receipt: ``park`` (an invoice ahead of its goods waits as *awaiting receipt*) or
             ``hold`` (it is *held*, an exception); either way it is released automatically when
             the receipt arrives (see :class:`BatchMatcher`).
         partial_payment: pay the lines that match while others are held (default: any hold holds
             the whole invoice).
-        rounding: how payable amounts are rounded to the currency's precision.
+        rounding: how payable amounts are rounded to the currency's precision (what the checks
+            compare is not: they compare amounts as the supplier books them, each line rounded
+            half even — or, for a tie, half up: JPY 1000.5 booked as 1000 or 1001 both match).
+        tax_rounding: how the tax expected is rounded: ``invoice`` (the default: the lines'
+            tax summed, then rounded once) or ``line`` (each line's tax rounded, then summed).
+            Three lines of 10.05 at 8 % expect 2.41 per invoice (2.412) and 2.40 per line
+            (0.80 each).
         name: for reports.
     """
 
     tolerances: tuple[Tolerance, ...] = attrs.field(factory=_default_tolerances)
     rules: tuple[ToleranceRule, ...] = ()
     default_level: MatchLevel = MatchLevel.THREE_WAY
-    small_difference: Decimal = Decimal("0.00")
+    small_difference: Decimal | SmallDifference = Decimal("0.00")
     before_receipt: str = "park"
     partial_payment: bool = False
     rounding: Rounding = Rounding.HALF_EVEN
+    tax_rounding: str = "invoice"
     name: str = "default"
 
     def __attrs_post_init__(self) -> None:
@@ -332,6 +406,17 @@ class TolerancePolicy:
         if self.before_receipt not in ("hold", "park"):
             problems.append(
                 Problem("before_receipt", f"expected 'hold' or 'park', got {self.before_receipt!r}")
+            )
+        if isinstance(self.small_difference, Decimal) and not self.small_difference >= 0:
+            problems.append(
+                Problem("small_difference", "expected an amount of 0 or more, or limits")
+            )
+        if self.tax_rounding not in ("invoice", "line"):
+            problems.append(
+                Problem(
+                    "tax_rounding",
+                    f"expected 'invoice' or 'line', got {self.tax_rounding!r}",
+                )
             )
         ids = [r.id for r in self.rules]
         if len(set(ids)) != len(ids):
@@ -442,6 +527,27 @@ def load_tolerance_policy(
         tolerances=typed(policy.tolerances),
         rules=tuple(attrs.evolve(r, tolerances=typed(r.tolerances)) for r in policy.rules),
     )
+
+
+def lint_tolerance_policy(policy: TolerancePolicy) -> list[LintFinding]:
+    """What is questionable in a tolerance policy: each check it turns off (``check_off``),
+    where — the policy's defaults or a rule.
+
+    >>> lint_tolerance_policy(TolerancePolicy(tolerances=(Tolerance(Check.TAX, off=True),)))
+    [LintFinding(code='check_off', message='tax is off: nothing billed is compared with it', locations=('default',))]
+    """
+    scopes = [("default", policy.tolerances)]
+    scopes += [(f"rule {r.id}", r.tolerances) for r in policy.rules]
+    return [
+        LintFinding(
+            code="check_off",
+            message=f"{t.check.value} is off: nothing billed is compared with it",
+            locations=(where,),
+        )
+        for where, tolerances in scopes
+        for t in tolerances
+        if t.off
+    ]
 
 
 # -- overrides ----------------------------------------------------------------------------------------
@@ -658,6 +764,9 @@ class MatchResult(NamedTuple):
     lines: tuple[LineResult, ...]
     header: tuple[Finding, ...]
     policy: str
+    checks_off: tuple[str, ...] = ()
+    """The checks the policy turned off for this invoice's lines or header (``Tolerance(check,
+    off=True)``), in :class:`Check` order: what was not compared."""
 
     @property
     def findings(self) -> tuple[Finding, ...]:
@@ -683,6 +792,8 @@ class MatchResult(NamedTuple):
             f"{self.invoice_id}: {self.status.value.replace('_', ' ')} — payable "
             f"{format_money(self.payable, locale)}, held {format_money(self.held, locale)}"
         )
+        if self.checks_off:
+            head += f" (checks off: {', '.join(self.checks_off)})"
         return "\n".join([head, *(f"  - {f.sentence(locale)}" for f in self.findings)])
 
     def to_event(self, po_currency: str | None = None) -> RecordMatch:
@@ -856,9 +967,32 @@ class BatchMatcher:
         """Invoice lines matched so far, re-evaluations of waiting invoices included."""
         return self._engine.matched_lines
 
-    def feed(self, document: GoodsReceipt | GoodsReturn | Invoice) -> list[MatchResult]:
+    def feed(
+        self, document: GoodsReceipt | GoodsReturn | Invoice, overrides: Iterable[Override] = ()
+    ) -> list[MatchResult]:
         """Take one document; return the match results it produces: one for an invoice, one per
-        invoice it releases (or leaves waiting) for a receipt, none for a return.  An accepted
+        invoice it releases (or leaves waiting) for a receipt, none for a return.
+
+        ``overrides`` (see :meth:`Override.grant`) apply to an invoice's findings.  An invoice
+        or memo fed again — the same id and the same content — is matched again as it stands
+        (against what was billed before it while it waits for goods, else against everything
+        but itself), with the overrides given now, and nothing is counted twice: feeding a held
+        invoice again with an override is how a person's decision reaches the batch.  The same
+        id with other content raises :class:`~potrack.exceptions.DuplicateError` and changes
+        nothing.
+
+        >>> from potrack.testing.scenario import Scenario
+        >>> s = Scenario()
+        >>> po = s.issued_po(amount="10.00", quantity="100")
+        >>> batch = BatchMatcher({po.id: po})
+        >>> _ = batch.feed(s.receipt(po, "100"))
+        >>> inv = s.invoice(po, "60")
+        >>> batch.feed(inv) == batch.feed(inv)               # fed twice: one result, counted once
+        True
+        >>> batch.feed(s.invoice(po, "40"))[0].status.value  # 60 + 40 of 100
+        'matched'
+
+        An accepted
         credit memo that corrects an invoice waiting for goods (``credits`` names it) gives two:
         its own, then the invoice's, matched again in full as if the memo had come before it:
         what the memo credits (quantities, amounts, charges) no longer counts.
@@ -870,9 +1004,10 @@ class BatchMatcher:
         Raises:
             ValidationError: a document names an unknown PO, or an invoice names none; or a
                 quantity is in a unit without a conversion factor (nothing is changed then).
+            DuplicateError: an invoice id fed before, with other content (nothing is changed).
             TypeError: not a receipt, return or invoice.
         """
-        return self._engine.feed(document)
+        return self._engine.feed(document, overrides)
 
     def waiting(self) -> list[MatchResult]:
         """The results of the invoices waiting for goods as they stand, oldest invoice first
@@ -1010,7 +1145,7 @@ def simulate_policy(
                 released += 1
             continue
         seen.add(result.invoice_id)
-        if result.kind is InvoiceKind.CREDIT_MEMO:
+        if result.kind is not InvoiceKind.INVOICE:
             continue
         invoices += 1
         lines += len(result.lines)

@@ -35,7 +35,7 @@ from moneyed import Money
 
 from potrack import _fields as f
 from potrack.exceptions import CurrencyMismatchError
-from potrack.money import extended_amount, sum_money, zero
+from potrack.money import currency_precision, extended_amount, sum_money, zero
 
 __all__ = [
     "NET_30",
@@ -212,10 +212,14 @@ class ClosureKind(enum.StrEnum):
 
 
 class InvoiceKind(enum.StrEnum):
-    """An invoice adds to what is billed; a credit memo takes away."""
+    """An invoice adds to what is billed; a credit memo takes away.  A subsequent debit or
+    credit corrects the price of what was invoiced: it adds to (or takes away from) the amount
+    billed, not the quantity."""
 
     INVOICE = "invoice"
     CREDIT_MEMO = "credit_memo"
+    SUBSEQUENT_DEBIT = "subsequent_debit"
+    SUBSEQUENT_CREDIT = "subsequent_credit"
 
 
 class InvoiceStatus(enum.StrEnum):
@@ -946,6 +950,25 @@ class InvoiceLine:
     amount: Money | None = f.money(optional=True)
     tax: Money | None = f.money(optional=True)
 
+    def __attrs_post_init__(self) -> None:
+        f.collect(
+            type(self).__name__,
+            [
+                (
+                    value is None or value.amount >= 0,
+                    name,
+                    f"must not be negative, got {value.amount if value else ''} "
+                    f"{value.currency.code if value else ''}; a reduction is a credit memo or a "
+                    "subsequent credit",
+                )
+                for name, value in (
+                    ("unit_price", self.unit_price),
+                    ("amount", self.amount),
+                    ("tax", self.tax),
+                )
+            ],
+        )
+
     @property
     def net_amount(self) -> Money:
         """The stated amount, or quantity × unit price ÷ price unit."""
@@ -1013,11 +1036,27 @@ class Invoice:
                 f"tax currency differs from the invoice's {self.currency}",
             ),
             (
-                self.credits is None or self.kind is InvoiceKind.CREDIT_MEMO,
+                self.credits is None or self.kind is not InvoiceKind.INVOICE,
                 "credits",
-                "only a credit memo credits another invoice",
+                "only a credit memo or a subsequent debit or credit corrects another invoice",
             ),
         ]
+        # What is booked — the total, the tax, the charges — is a whole number of the currency's
+        # minor units: 100.005 USD cannot be paid (rounded, the payable amount could exceed it).
+        booked: list[tuple[str, Money | None]] = [("total", self.total), ("tax", self.tax)]
+        booked += [(f"charges[{i}].amount", c.amount) for i, c in enumerate(self.charges)]
+        booked += [(f"lines[{i}].tax", ln.tax) for i, ln in enumerate(self.lines)]
+        for path, stated in booked:
+            if stated is not None and stated.currency.code == self.currency:
+                checks.append(_minor_units(path, stated))
+        checks.append(
+            (
+                self.total.amount >= 0,
+                "total",
+                f"must not be negative, got {self.total.amount} {self.currency}; a reduction is "
+                "a credit memo (its amounts are positive)",
+            )
+        )
         for i, line in enumerate(self.lines):
             for name in ("unit_price", "amount", "tax"):
                 value: Money | None = getattr(line, name)
@@ -1279,6 +1318,28 @@ class PurchaseOrder:
             if inv.invoice_id == invoice_id:
                 return inv
         return None
+
+
+def _minor_units(path: str, value: Money) -> tuple[bool, str, str]:
+    """Whether ``value`` is a whole number of its currency's minor units (trailing zeros do not
+    count: ``50.020`` USD is 50.02), as a check for :func:`potrack._fields.collect`.
+
+    >>> _minor_units("total", Money("100.005", "USD"))[0], _minor_units("total", Money("50.020", "USD"))[0]
+    (False, True)
+    """
+    code = value.currency.code
+    places = currency_precision(code)
+    _, digits, exponent = value.amount.as_tuple()
+    assert isinstance(exponent, int)  # a finite amount (the field checked it)
+    finer = -exponent - places  # digits beyond the minor unit: each must be a trailing zero
+    ok = finer <= 0 or all(d == 0 for d in digits[len(digits) - finer :])
+    unit = Decimal(1).scaleb(-places)
+    return (
+        ok,
+        path,
+        f"{value.amount} {code} is not a whole number of {code}'s minor unit ({unit}); "
+        "state the amount as booked, rounded to the currency",
+    )
 
 
 def ensure_currency(expected: str, amount: Money, field: str) -> None:

@@ -28,13 +28,20 @@ potrack never registers hooks on cattrs' global converter.
 from __future__ import annotations
 
 import json
+import typing
 from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar
+from types import UnionType
+from typing import Any, TypeVar, Union
 
 import attrs
 import cattrs
+from cattrs.cols import (
+    is_namedtuple,
+    namedtuple_dict_structure_factory,
+    namedtuple_dict_unstructure_factory,
+)
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 from moneyed import Money
@@ -246,8 +253,37 @@ def make_converter() -> PotrackConverter:
         lambda t: getattr(t, "__origin__", None) is frozenset,
         lambda value: sorted(conv.unstructure(v) for v in value),
     )
+    # Results (a match result, its lines and findings) are NamedTuples: objects with their
+    # field names, not bare lists.
+    conv.register_unstructure_hook_factory(is_namedtuple, namedtuple_dict_unstructure_factory)
+    conv.register_structure_hook_factory(
+        is_namedtuple,
+        # (detailed validation, forbid extra keys: positional-only)
+        lambda cl, c: namedtuple_dict_structure_factory(cl, c, True, True),
+    )
+    conv.register_structure_hook_factory(_decimal_or_record, _structure_decimal_or_record)
     _make_event_hooks(conv)
     return conv
+
+
+def _decimal_or_record(cl: Any) -> bool:
+    """Whether ``cl`` is ``Decimal | SomeRecord`` (a setting that is an amount or a table)."""
+    args = typing.get_args(cl)
+    if len(args) != 2 or Decimal not in args or typing.get_origin(cl) not in (Union, UnionType):
+        return False
+    other = args[0] if args[1] is Decimal else args[1]
+    return attrs.has(other)
+
+
+def _structure_decimal_or_record(cl: Any, conv: cattrs.Converter) -> Any:
+    """A decimal string is the amount, an object the record."""
+    args = typing.get_args(cl)
+    record = args[0] if args[1] is Decimal else args[1]
+
+    def structure(value: object, _: Any) -> Any:
+        return conv.structure(value, record if isinstance(value, Mapping) else Decimal)
+
+    return structure
 
 
 _DEFAULT: PotrackConverter | None = None
