@@ -31,7 +31,7 @@ import importlib
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
@@ -67,6 +67,7 @@ __all__ = [
     "PAYMENT",
     "PAYMENT_BLOCK",
     "PO_CREATED",
+    "REACTIVATED",
     "REQUISITION",
     "Comparison",
     "Delivery",
@@ -78,6 +79,7 @@ __all__ = [
     "ScorecardResult",
     "SpendShare",
     "Summary",
+    "SupplierScore",
     "approval_cycle_times",
     "committed_spend",
     "compare",
@@ -87,11 +89,13 @@ __all__ = [
     "invoice_price_variance",
     "maverick_share",
     "on_time_delivery",
+    "order_accuracy",
     "orders_from_records",
     "otif",
     "perfect_order_rate",
     "procure_to_pay",
     "purchase_price_variance",
+    "rejection_rate",
     "spend",
     "standard_kpis",
     "summarize",
@@ -125,6 +129,10 @@ class Milestone(enum.IntEnum):
     CANCELLED = 13
     CLOSED = 14
     OTHER = 15
+    REACTIVATED = 16
+    """A cancelled (deleted) order or item made live again: a later reactivation undoes a
+    cancellation (BPI 2019: 4 of the sample's 29 deleted items were reactivated, then received
+    and paid)."""
 
     @property
     def label(self) -> str:
@@ -154,6 +162,7 @@ PAYMENT = Milestone.PAYMENT
 CHANGE = Milestone.CHANGE
 CANCELLED = Milestone.CANCELLED
 CLOSED = Milestone.CLOSED
+REACTIVATED = Milestone.REACTIVATED
 _COUNT = len(Milestone)
 
 
@@ -196,7 +205,10 @@ LAST_PAYMENT = Endpoint(PAYMENT, _Point.LAST)
 class Delivery:
     """One order line's delivery: what was ordered for when, and what arrived when.
 
-    ``receipts`` are (day received, quantity accepted into stock) in the order they happened.
+    ``receipts`` are (day received, quantity *accepted* into stock) in the order they happened;
+    ``rejected`` is the quantity rejected at those receipts, already left out of ``receipts``
+    (so the quantity received is the receipts' sum plus ``rejected``).  The days are calendar
+    days where the goods arrived (see :func:`orders_from_records`' ``tz``).
     """
 
     order_id: str
@@ -255,6 +267,17 @@ class OrderFacts:
         first: list[datetime | None] = [None] * _COUNT
         last: list[datetime | None] = [None] * _COUNT
         counts = [0] * _COUNT
+        naive = [
+            Problem(f"events.{Milestone(milestone).name}", f"naive datetime {t.isoformat()}")
+            for milestone, times in (events or {}).items()
+            for t in times
+            if t.tzinfo is None or t.utcoffset() is None
+        ]
+        if naive:
+            raise ValidationError(
+                f"OrderFacts {id}",
+                [Problem(p.path, p.message + ": give every timestamp a time zone") for p in naive],
+            )
         for milestone, times in (events or {}).items():
             if times:
                 first[milestone] = min(times)
@@ -264,12 +287,18 @@ class OrderFacts:
 
     @property
     def cancelled(self) -> bool:
-        return self.counts[CANCELLED] > 0
+        """Cancelled, and not reactivated after its last cancellation."""
+        return self.counts[CANCELLED] > 0 and not _reactivated(self)
 
     def dimension(self, name: str) -> str:
         """The order's supplier, category, department or company."""
         value: str = getattr(self, name)
         return value
+
+
+def _reactivated(order: OrderFacts) -> bool:
+    back, gone = order.last[REACTIVATED], order.last[CANCELLED]
+    return back is not None and gone is not None and back > gone
 
 
 # -- statistics -------------------------------------------------------------------------------------------
@@ -280,7 +309,9 @@ class Summary:
     """A distribution of durations: how many, and the median, mean, 90th percentile and extremes.
 
     ``unit`` is ``days`` or ``hours``; ``basis`` ``calendar`` or ``business``.  Values are rounded
-    to 0.01 (half-even).  With no observations every statistic is None.
+    to 0.01 (half-even).  With no observations every statistic is None.  ``negatives`` counts the
+    observations that ended before they started and were kept (``negative="keep"``) or counted
+    as 0 (``negative="clip"``).
     """
 
     count: int
@@ -291,6 +322,7 @@ class Summary:
     max: Decimal | None
     unit: str = "days"
     basis: str = "calendar"
+    negatives: int = 0
 
     def to_row(self) -> dict[str, object]:
         return {
@@ -301,6 +333,7 @@ class Summary:
             "min": self.min,
             "max": self.max,
             "unit": self.unit,
+            "negatives": self.negatives,
         }
 
 
@@ -320,15 +353,23 @@ def _dec(value: float) -> Decimal:
     return Decimal(repr(round(value, 6))).quantize(_CENT, rounding=ROUND_HALF_EVEN)
 
 
-def summarize(values: Iterable[float], unit: str = "days", basis: str = "calendar") -> Summary:
-    """The :class:`Summary` of some durations (already in ``unit``).
+def summarize(
+    values: Iterable[float],
+    unit: str = "days",
+    basis: str = "calendar",
+    negatives: int | None = None,
+) -> Summary:
+    """The :class:`Summary` of some durations (already in ``unit``); ``negatives`` defaults to
+    the number of values below 0.
 
     >>> summarize([1, 2, 3, 4, 10])
-    Summary(count=5, median=Decimal('3.00'), mean=Decimal('4.00'), p90=Decimal('7.60'), min=Decimal('1.00'), max=Decimal('10.00'), unit='days', basis='calendar')
+    Summary(count=5, median=Decimal('3.00'), mean=Decimal('4.00'), p90=Decimal('7.60'), min=Decimal('1.00'), max=Decimal('10.00'), unit='days', basis='calendar', negatives=0)
     """
     ordered = sorted(values)
+    if negatives is None:
+        negatives = bisect.bisect_left(ordered, 0.0)
     if not ordered:
-        return Summary(0, None, None, None, None, None, unit, basis)
+        return Summary(0, None, None, None, None, None, unit, basis, negatives)
     return Summary(
         len(ordered),
         _dec(_quantile(ordered, 0.5)),
@@ -338,6 +379,7 @@ def summarize(values: Iterable[float], unit: str = "days", basis: str = "calenda
         _dec(ordered[-1]),
         unit,
         basis,
+        negatives,
     )
 
 
@@ -407,6 +449,24 @@ class KpiResult:
     excluded: tuple[tuple[str, int], ...] = ()
     notes: tuple[tuple[str, str], ...] = ()
 
+    @property
+    def no_data(self) -> str:
+        """Why the total measures nothing (``no data: 3 left out (no delivery data 3)``), or ``""``
+        when it measures something: a KPI with nothing to measure says so and why."""
+        total = self.total
+        empty = (
+            (isinstance(total, Summary) and total.count == 0)
+            or (isinstance(total, Rate) and total.percent is None)
+            or (isinstance(total, SpendShare) and total.share is None)
+        )
+        if not empty:
+            return ""
+        left = sum(n for _, n in self.excluded)
+        if not left:
+            return "no data: nothing to measure"
+        reasons = ", ".join(f"{reason} {n}" for reason, n in self.excluded)
+        return f"no data: {left} left out ({reasons})"
+
     def value(self, *group: str) -> Any:
         """The value of one group (the total with no arguments).
 
@@ -441,9 +501,18 @@ class KpiResult:
         return to_dataframe(self.to_rows(), library)
 
     def table(self, locale: str = DEFAULT_LOCALE) -> str:
-        """The result as a text table with numbers in ``locale``."""
+        """The result as a text table with numbers in ``locale``, then what was left out and the
+        notes (the conventions that explain a figure), one line each."""
         rows = [{k: v for k, v in row.items() if k != "kpi"} for row in self.to_rows()]
-        return text_table(rows, locale, title=f"{self.name} — {self.definition}")
+        lines = [text_table(rows, locale, title=f"{self.name} — {self.definition}")]
+        if self.excluded:
+            left = ", ".join(
+                f"{reason} {babel.numbers.format_decimal(n, locale=locale)}"
+                for reason, n in self.excluded
+            )
+            lines.append(f"left out: {left}")
+        lines.extend(f"{name}: {text}" for name, text in self.notes)
+        return "\n".join(lines)
 
 
 def to_dataframe(rows: Sequence[Mapping[str, object]], library: str = "pandas") -> Any:
@@ -549,24 +618,55 @@ def _check_grouping(group_by: Sequence[str], period: str) -> tuple[str, ...]:
 
 
 def _keyer(
-    group_by: tuple[str, ...], period: str
+    group_by: tuple[str, ...], period: str, tz: tzinfo | None = None
 ) -> Callable[[OrderFacts, date | datetime | None], tuple[str, ...]]:
-    """A function giving an order's group key (``anchor``: the moment its period is taken from)."""
+    """A function giving an order's group key (``anchor``: the moment its period is taken from).
+
+    A moment's period is its calendar day in ``tz`` (None: in the moment's own offset, the local
+    day where it was recorded) — the rule :func:`orders_from_records` uses for receipt days.
+    """
     if not group_by:
         return lambda order, anchor: ()
     if len(group_by) == 1 and group_by[0] != "period":
         name = group_by[0]
         return lambda order, anchor: (getattr(order, name) or "(none)",)
 
+    def when(anchor: date | datetime) -> date | datetime:
+        if tz is not None and isinstance(anchor, datetime):
+            return anchor.astimezone(tz)
+        return anchor
+
     def key(order: OrderFacts, anchor: date | datetime | None) -> tuple[str, ...]:
         return tuple(
-            (period_of(anchor, period) if anchor is not None else "no date")
+            (period_of(when(anchor), period) if anchor is not None else "no date")
             if g == "period"
             else getattr(order, g) or "(none)"
             for g in group_by
         )
 
     return key
+
+
+NEGATIVE = ("exclude", "keep", "clip")
+"""What a cycle time does with an end recorded before its start: ``exclude`` (the default: left
+out, and counted under ``ends before it starts``), ``keep`` (a negative duration, as a plain
+dataframe computation gives) or ``clip`` (counted as 0)."""
+
+
+def _check_negative(kpi: str, negative: str) -> None:
+    if negative not in NEGATIVE:
+        raise ValidationError(
+            kpi, [Problem("negative", f"'exclude', 'keep' or 'clip', got {negative!r}")]
+        )
+
+
+def _negative_note(negative: str, n: int) -> tuple[str, str]:
+    done = {
+        "exclude": "left out",
+        "keep": "kept as negative durations",
+        "clip": "counted as 0",
+    }[negative]
+    return ("negative intervals", f"{negative}: {n} {done}")
 
 
 def _excluded(counts: Mapping[str, int]) -> tuple[tuple[str, int], ...]:
@@ -626,29 +726,38 @@ def cycle_times(
     period: str = "month",
     include_cancelled: bool = False,
     or_else: Milestone | Endpoint | None = None,
+    negative: str = "exclude",
+    tz: tzinfo | None = None,
 ) -> KpiResult:
     """Time from ``start`` to ``end`` per order: count, median, mean, p90, min and max.
 
     A milestone alone means its first occurrence; ``FIRST_RECEIPT``, ``LAST_RECEIPT``,
     ``FIRST_INVOICE`` and ``LAST_PAYMENT`` name the others.  Orders where either end has not
     happened are left out (``no <end> yet``) — or, for a missing start, ``or_else`` is used when
-    given (requisition, else PO creation); an end *before* the start (an event log's receipt
-    recorded before its PO, say) is left out as ``ends before it starts`` and counted — it is a
-    data problem, not a negative duration.  Cancelled orders are left out unless asked for.  The
-    period of a group is the start's.
+    given (requisition, else PO creation).  An end *before* the start (an event log's receipt
+    recorded before its PO, say) follows ``negative``: ``exclude`` (default) leaves it out as
+    ``ends before it starts`` and counts it; ``keep`` keeps the negative duration (what a plain
+    dataframe computation gives); ``clip`` counts it as 0.  Either way ``notes`` say how many
+    (``negative intervals``) and each summary's ``negatives`` counts those kept or clipped.
+    Cancelled orders (not reactivated since) are left out unless asked for.  The period of a
+    group is the start's, counted in ``tz`` (None: the start's own offset).
 
     Example: PO created on 2 March 09:00, first receipt 5 March 09:00 — 3.00 calendar days; with a
-    business calendar (Monday–Friday) from Monday 2 to Thursday 5 March — 3 business days.
+    business calendar (Monday–Friday) from Monday 2 to Thursday 5 March — 3 business days.  A
+    receipt on 3 March for a PO created on 5 March: left out (``exclude``), −2.00 (``keep``) or
+    0.00 (``clip``).
 
     Raises:
-        ValidationError: an unknown dimension, period or unit.
+        ValidationError: an unknown dimension, period, unit or ``negative`` option; an order
+            mixing naive and aware timestamps.
     """
     if unit not in ("days", "hours"):
         raise ValidationError("cycle_times", [Problem("unit", f"'days' or 'hours', got {unit!r}")])
     if calendar is not None and unit != "days":
         raise ValidationError("cycle_times", [Problem("unit", "business time is counted in days")])
+    _check_negative("cycle_times", negative)
     dims = _check_grouping(group_by, period)
-    key = _keyer(dims, period)
+    key = _keyer(dims, period, tz)
     a, b = _as_endpoint(start), _as_endpoint(end)
     fallback = _as_endpoint(or_else) if or_else is not None else None
     start_first = a.point is _Point.FIRST
@@ -656,12 +765,14 @@ def cycle_times(
     sm, em = a.milestone, b.milestone
     scale = _DAY if unit == "days" else 3600.0
     values: dict[tuple[str, ...], list[float]] = defaultdict(list)
+    negatives: dict[tuple[str, ...], int] = defaultdict(int)
     everything: list[float] = []
     skipped: dict[str, int] = defaultdict(int)
     no_start, no_end = f"no {a.label} yet", f"no {b.label} yet"
     cancelled = int(CANCELLED)
+    backwards = 0
     for order in orders:
-        if not include_cancelled and order.counts[cancelled]:
+        if not include_cancelled and order.counts[cancelled] and order.cancelled:
             skipped["cancelled"] += 1
             continue
         s = (order.first if start_first else order.last)[sm]
@@ -674,24 +785,55 @@ def cycle_times(
         if e is None:
             skipped[no_end] += 1
             continue
-        if e < s:
-            skipped["ends before it starts"] += 1
-            continue
-        took = (
-            (e - s).total_seconds() / scale if calendar is None else _business_days(s, e, calendar)
-        )
+        try:
+            backward = e < s
+        except TypeError:
+            raise _mixed_zones("cycle_times", order.id, s, e) from None
+        if backward:
+            backwards += 1
+            if negative == "exclude":
+                skipped["ends before it starts"] += 1
+                continue
+            if negative == "clip":
+                took = 0.0
+            elif calendar is None:
+                took = (e - s).total_seconds() / scale
+            else:
+                took = -_business_days(e, s, calendar)
+        elif calendar is None:
+            took = (e - s).total_seconds() / scale
+        else:
+            took = _business_days(s, e, calendar)
         everything.append(took)
         if dims:
-            values[key(order, s)].append(took)
+            k = key(order, s)
+            values[k].append(took)
+            if backward:
+                negatives[k] += 1
     basis = "business" if calendar is not None else "calendar"
-    rows = tuple((k, summarize(v, unit, basis)) for k, v in sorted(values.items()))
+    kept = 0 if negative == "exclude" else backwards
+    rows = tuple((k, summarize(v, unit, basis, negatives[k])) for k, v in sorted(values.items()))
     return KpiResult(
         name=f"cycle time: {a.label} → {b.label}",
         definition=f"{b.label} − {a.label} per order, {basis} {unit}",
         group_by=dims,
         rows=rows,
-        total=summarize(everything, unit, basis),
+        total=summarize(everything, unit, basis, kept),
         excluded=_excluded(skipped),
+        notes=(_negative_note(negative, backwards),),
+    )
+
+
+def _mixed_zones(kpi: str, where: str, *moments: datetime) -> ValidationError:
+    shown = ", ".join(t.isoformat() for t in moments)
+    return ValidationError(
+        kpi,
+        [
+            Problem(
+                where,
+                f"mixes naive and aware timestamps ({shown}): give every timestamp a time zone",
+            )
+        ],
     )
 
 
@@ -713,16 +855,20 @@ def approval_cycle_times(
     *,
     unit: str = "hours",
     by: str = "step",
+    negative: str = "exclude",
 ) -> KpiResult:
     """How long documents wait for each approval step, per step (``by="step"``, the rule's step
     id) or per approver (``by="approver"``) — where approvals stall.
 
     A step waits from when its level opened (the route's start, or the last approval that
     completed the levels before it) to its deciding decision.  Steps not decided yet are counted
-    as ``still waiting``.
+    as ``still waiting``.  A decision recorded before its level opened (clocks of two systems
+    disagreeing) follows ``negative`` exactly as in :func:`cycle_times`: left out and counted
+    (``exclude``, the default), kept (``keep``) or counted as 0 (``clip``).
 
     Raises:
-        ValidationError: ``by`` is neither ``step`` nor ``approver``, or an unknown unit.
+        ValidationError: ``by`` is neither ``step`` nor ``approver``, an unknown unit or
+            ``negative`` option.
     """
     if by not in ("step", "approver") or unit not in ("days", "hours"):
         raise ValidationError(
@@ -734,10 +880,13 @@ def approval_cycle_times(
                 )
             ],
         )
+    _check_negative("approval_cycle_times", negative)
     scale = _DAY if unit == "days" else 3600.0
     values: dict[tuple[str, ...], list[float]] = defaultdict(list)
+    negatives: dict[tuple[str, ...], int] = defaultdict(int)
     everything: list[float] = []
     skipped: dict[str, int] = defaultdict(int)
+    backwards = 0
     for state in states:
         decided = {
             d.step_id: d
@@ -750,16 +899,29 @@ def approval_cycle_times(
                 skipped["still waiting"] += 1
                 continue
             opened = level_started(state, step.level)
-            took = max(0.0, (decision.at - opened).total_seconds() / scale)
+            took = (decision.at - opened).total_seconds() / scale
+            k = (step.step_id if by == "step" else decision.actor,)
+            if took < 0:
+                backwards += 1
+                if negative == "exclude":
+                    skipped["ends before it starts"] += 1
+                    continue
+                negatives[k] += 1
+                if negative == "clip":
+                    took = 0.0
             everything.append(took)
-            values[(step.step_id if by == "step" else decision.actor,)].append(took)
+            values[k].append(took)
+    kept = 0 if negative == "exclude" else backwards
     return KpiResult(
         name=f"approval wait per {by}",
         definition=f"decision − level opened, {unit}",
         group_by=(by,),
-        rows=tuple((k, summarize(v, unit)) for k, v in sorted(values.items())),
-        total=summarize(everything, unit),
+        rows=tuple(
+            (k, summarize(v, unit, negatives=negatives[k])) for k, v in sorted(values.items())
+        ),
+        total=summarize(everything, unit, negatives=kept),
         excluded=_excluded(skipped),
+        notes=(_negative_note(negative, backwards),),
     )
 
 
@@ -776,8 +938,8 @@ def _check_delivery_options(basis: str, weighting: str, early_days: int, late_da
     problems = []
     if basis not in ("requested", "promised"):
         problems.append(Problem("basis", f"'requested' or 'promised', got {basis!r}"))
-    if weighting not in ("line", "quantity"):
-        problems.append(Problem("weighting", f"'line' or 'quantity', got {weighting!r}"))
+    if weighting not in ("line", "quantity", "date"):
+        problems.append(Problem("weighting", f"'line', 'quantity' or 'date', got {weighting!r}"))
     if early_days < 0 or late_days < 0:
         problems.append(Problem("early_days/late_days", "windows are zero or more days"))
     if problems:
@@ -793,6 +955,7 @@ def on_time_delivery(
     weighting: str = "line",
     group_by: Sequence[str] = (),
     period: str = "month",
+    tz: tzinfo | None = None,
 ) -> KpiResult:
     """Deliveries on time ÷ deliveries, per supplier or any grouping.
 
@@ -800,19 +963,22 @@ def on_time_delivery(
     The window is ``[due − early_days, due + late_days]``; ``early_days=None`` accepts any early
     delivery.  ``weighting="line"`` (ERPNext): a line is on time when it was *complete* within the
     window — a partial receipt is never on time.  ``weighting="quantity"`` (Odoo): the quantity
-    received within the window ÷ the quantity ordered.  Lines without a due date, and orders
-    without delivery data, are *no data* (excluded and counted); with nothing left the rate is
-    None, never 0 %.  The period is the due date's.
+    received within the window ÷ the quantity ordered.  ``weighting="date"`` (on time by date
+    only, SAP's delivery-date score): a line is on time when its *first* receipt, whatever the
+    quantity, fell within the window; completeness is OTIF's business.  Lines without a due date,
+    and orders without delivery data, are *no data* (excluded and counted); with nothing left the
+    rate is None, never 0 %.  The period is the due date's.  Receipt days are calendar days where
+    the goods arrived (see :func:`orders_from_records`' ``tz``).
 
     Example: 100 due on 10 March, 60 on 9 March and 40 on 12 March — line-based: late (complete
-    on the 12th); quantity-weighted: 60 %.
+    on the 12th); quantity-weighted: 60 %; by date only: on time (first receipt on the 9th).
 
     Raises:
         ValidationError: an unknown basis, weighting, window, dimension or period.
     """
     _check_delivery_options(basis, weighting, early_days or 0, late_days)
     dims = _check_grouping(group_by, period)
-    key = _keyer(dims, period)
+    key = _keyer(dims, period, tz)
     nums: dict[tuple[str, ...], Decimal] = defaultdict(Decimal)
     dens: dict[tuple[str, ...], Decimal] = defaultdict(Decimal)
     skipped: dict[str, int] = defaultdict(int)
@@ -836,6 +1002,11 @@ def on_time_delivery(
             if weighting == "line":
                 done = _completed_on(d)
                 ok = done is not None and done <= hi and (lo is None or done >= lo)
+                nums[k] += 1 if ok else 0
+                dens[k] += 1
+            elif weighting == "date":
+                came = min((day for day, _ in d.receipts), default=None)
+                ok = came is not None and came <= hi and (lo is None or came >= lo)
                 nums[k] += 1 if ok else 0
                 dens[k] += 1
             else:
@@ -880,11 +1051,16 @@ def otif(
     in_full_tolerance: Decimal = _ZERO,
     group_by: Sequence[str] = (),
     period: str = "month",
+    tz: tzinfo | None = None,
 ) -> KpiResult:
     """On time *and* in full, per line or per order (``level``), on the same line.
 
-    A line is OTIF when the quantity received within the window, less any rejected, reaches the
-    ordered quantity less ``in_full_tolerance`` percent.  An order is OTIF when every line is.
+    A line is OTIF when the quantity accepted within the window (a :class:`Delivery`'s
+    receipts, rejected quantity already left out) reaches the ordered quantity less
+    ``in_full_tolerance`` percent.
+
+    Example: 100 ordered, 100 received on time of which 6 rejected — 94 accepted: OTIF with a
+    10 % tolerance (94 ≥ 90), not with 5 % (94 < 95).  An order is OTIF when every line is.
     Orders without delivery data are *no data*.  The period is the (earliest) due date's.
 
     Raises:
@@ -894,7 +1070,7 @@ def otif(
         raise ValidationError("otif", [Problem("level", f"'line' or 'order', got {level!r}")])
     _check_delivery_options(basis, "line", early_days or 0, late_days)
     dims = _check_grouping(group_by, period)
-    key = _keyer(dims, period)
+    key = _keyer(dims, period, tz)
     nums: dict[tuple[str, ...], Decimal] = defaultdict(Decimal)
     dens: dict[tuple[str, ...], Decimal] = defaultdict(Decimal)
     skipped: dict[str, int] = defaultdict(int)
@@ -917,7 +1093,7 @@ def otif(
             inside = sum(
                 (q for day, q in d.receipts if day <= hi and (lo is None or day >= lo)), _ZERO
             )
-            verdicts.append((due, inside - d.rejected >= d.quantity * keep))
+            verdicts.append((due, inside >= d.quantity * keep))
         if not verdicts:
             continue
         if level == "line":
@@ -966,6 +1142,7 @@ def perfect_order_rate(
     late_days: int = 0,
     group_by: Sequence[str] = (),
     period: str = "month",
+    tz: tzinfo | None = None,
 ) -> KpiResult:
     """Orders that went right on every count ÷ orders (cancelled orders excluded).
 
@@ -990,7 +1167,7 @@ def perfect_order_rate(
             ],
         )
     dims = _check_grouping(group_by, period)
-    key = _keyer(dims, period)
+    key = _keyer(dims, period, tz)
     nums: dict[tuple[str, ...], Decimal] = defaultdict(Decimal)
     dens: dict[tuple[str, ...], Decimal] = defaultdict(Decimal)
     skipped: dict[str, int] = defaultdict(int)
@@ -1041,6 +1218,91 @@ def perfect_order_rate(
         dens,
         skipped,
     )
+
+
+def _received(d: Delivery) -> Decimal:
+    """The quantity received on a line: accepted plus rejected."""
+    return sum((q for _, q in d.receipts), _ZERO) + d.rejected
+
+
+def rejection_rate(
+    orders: Iterable[OrderFacts],
+    *,
+    group_by: Sequence[str] = (),
+    period: str = "month",
+    tz: tzinfo | None = None,
+) -> KpiResult:
+    """Quantity rejected at receipt ÷ quantity received (accepted + rejected), over every line.
+
+    Orders without delivery data and orders with nothing received yet are *no data* (excluded
+    and counted); cancelled orders are left out.  The period is the PO's creation.
+
+    Example: 100 received with 6 rejected on one line, 50 received and none rejected on another,
+    100 on a second order — 6 ÷ 250 = 2.40 %.
+
+    Raises:
+        ValidationError: an unknown dimension or period.
+    """
+    return _accuracy(orders, group_by, period, tz, per="quantity")
+
+
+def order_accuracy(
+    orders: Iterable[OrderFacts],
+    *,
+    group_by: Sequence[str] = (),
+    period: str = "month",
+    tz: tzinfo | None = None,
+) -> KpiResult:
+    """Orders received without any rejection ÷ orders received (anything received on any line).
+
+    Orders without delivery data and orders with nothing received yet are *no data* (excluded
+    and counted); cancelled orders are left out.  The period is the PO's creation.
+
+    Example: one order with 6 of 100 rejected, one received in full without rejection, one not
+    received yet — 1 ÷ 2 = 50 %, one left out as ``nothing received``.
+
+    Raises:
+        ValidationError: an unknown dimension or period.
+    """
+    return _accuracy(orders, group_by, period, tz, per="order")
+
+
+def _accuracy(
+    orders: Iterable[OrderFacts],
+    group_by: Sequence[str],
+    period: str,
+    tz: tzinfo | None,
+    per: str,
+) -> KpiResult:
+    dims = _check_grouping(group_by, period)
+    key = _keyer(dims, period, tz)
+    nums: dict[tuple[str, ...], Decimal] = defaultdict(Decimal)
+    dens: dict[tuple[str, ...], Decimal] = defaultdict(Decimal)
+    skipped: dict[str, int] = defaultdict(int)
+    for order in orders:
+        if order.cancelled:
+            skipped["cancelled"] += 1
+            continue
+        if not order.deliveries:
+            skipped["no delivery data"] += 1
+            continue
+        received = sum((_received(d) for d in order.deliveries), _ZERO)
+        if not received:
+            skipped["nothing received"] += 1
+            continue
+        rejected = sum((d.rejected for d in order.deliveries), _ZERO)
+        k = key(order, order.first[PO_CREATED])
+        if per == "quantity":
+            nums[k] += rejected
+            dens[k] += received
+        else:
+            nums[k] += 0 if rejected else 1
+            dens[k] += 1
+    if per == "quantity":
+        name, definition = "rejection rate", "quantity rejected ÷ quantity received"
+    else:
+        name, definition = "order accuracy", "orders received without rejection ÷ orders received"
+    return _rate_result(name, definition, dims, nums, dens, skipped)
 
 
 # -- invoices ---------------------------------------------------------------------------------------------
@@ -1118,12 +1380,12 @@ def invoice_match_rate(
 
 
 def _matched_rate_from_orders(
-    orders: Iterable[OrderFacts], group_by: Sequence[str], period: str
+    orders: Iterable[OrderFacts], group_by: Sequence[str], period: str, tz: tzinfo | None = None
 ) -> KpiResult:
     """The first-pass match rate from order facts (event logs): orders with invoices whose
     invoices all passed ÷ orders with invoices; exceptions by reason in ``notes``."""
     dims = _check_grouping(group_by, period)
-    key = _keyer(dims, period)
+    key = _keyer(dims, period, tz)
     nums: dict[tuple[str, ...], Decimal] = defaultdict(Decimal)
     dens: dict[tuple[str, ...], Decimal] = defaultdict(Decimal)
     skipped: dict[str, int] = defaultdict(int)
@@ -1202,7 +1464,7 @@ def invoice_price_variance(
 
 def purchase_price_variance(
     purchase_orders: Iterable[PurchaseOrder],
-    standard_prices: Mapping[str, Money],
+    standard_prices: Mapping[str, Money] | Mapping[str | tuple[str, str], Money],
     *,
     group_by: Sequence[str] = ("supplier",),
 ) -> KpiResult:
@@ -1211,7 +1473,12 @@ def purchase_price_variance(
     **Sign convention**: positive means buying *above* standard (unfavourable).  Lines without
     an item or a standard price, and lines in another currency than the standard, are left out.
 
-    Example: standard 45.00, ordered 100 at 45.5805 — PPV +58.05, +1.29 %.
+    ``standard_prices`` maps an item to its standard price, and may map ``(item, supplier)`` to
+    a supplier's own standard (AdventureWorks' ProductVendor, SAP's purchasing info record): a
+    line takes its supplier's standard when there is one, else the item's.
+
+    Example: standard 45.00, ordered 100 at 45.5805 — PPV +58.05, +1.29 %.  With a standard of
+    9.00 for the item but 10.50 for supplier ACME, 100 bought from ACME at 10.00: −50.00.
 
     Raises:
         ValidationError: a grouping other than supplier or category.
@@ -1222,13 +1489,16 @@ def purchase_price_variance(
             [Problem("group_by", f"supplier and/or category, got {list(group_by)!r}")],
         )
     dims = tuple(group_by)
+    prices: Mapping[Any, Money] = standard_prices
     amounts: dict[tuple[str, ...], Decimal] = defaultdict(Decimal)
     bases: dict[tuple[str, ...], Decimal] = defaultdict(Decimal)
     skipped: dict[str, int] = defaultdict(int)
     currency = ""
     for po in purchase_orders:
         for ln in po.lines:
-            standard = standard_prices.get(ln.item) if ln.item else None
+            standard = (
+                prices.get((ln.item, po.supplier_id)) or prices.get(ln.item) if ln.item else None
+            )
             if standard is None:
                 skipped["no standard price"] += 1
                 continue
@@ -1325,6 +1595,7 @@ def spend(
     group_by: Sequence[str] = ("supplier",),
     period: str = "month",
     basis: str = "invoiced",
+    tz: tzinfo | None = None,
 ) -> KpiResult:
     """Spend per group, largest first, with each group's share.
 
@@ -1340,7 +1611,7 @@ def spend(
             "spend", [Problem("basis", f"'invoiced' or 'ordered', got {basis!r}")]
         )
     dims = _check_grouping(group_by, period)
-    key = _keyer(dims, period)
+    key = _keyer(dims, period, tz)
     amounts: dict[tuple[str, ...], Decimal] = defaultdict(Decimal)
     counts: dict[tuple[str, ...], int] = defaultdict(int)
     currency = ""
@@ -1371,6 +1642,7 @@ def committed_spend(
     *,
     group_by: Sequence[str] = ("supplier",),
     period: str = "month",
+    tz: tzinfo | None = None,
 ) -> KpiResult:
     """Open commitments: order value not yet invoiced, for orders neither cancelled nor closed.
 
@@ -1381,7 +1653,7 @@ def committed_spend(
         ValidationError: mixed currencies, an unknown dimension or period.
     """
     dims = _check_grouping(group_by, period)
-    key = _keyer(dims, period)
+    key = _keyer(dims, period, tz)
     amounts: dict[tuple[str, ...], Decimal] = defaultdict(Decimal)
     counts: dict[tuple[str, ...], int] = defaultdict(int)
     skipped: dict[str, int] = defaultdict(int)
@@ -1444,6 +1716,10 @@ def concentration(spend_result: KpiResult, top: int = 5) -> KpiResult:
 
     Example: shares 50 %, 30 %, 20 % — HHI 2,500 + 900 + 400 = 3,800; top-2 share 80 %.
 
+    Spend without a supplier (the ``(none)`` group) is not a supplier: it is left out of the
+    shares and counted under ``no supplier``; with no supplier spend at all the HHI is
+    ``no data`` and the top share None — never 10,000 and "1 supplier".
+
     Raises:
         ValidationError: the spend result is not grouped by supplier alone, or ``top`` < 1.
     """
@@ -1452,10 +1728,18 @@ def concentration(spend_result: KpiResult, top: int = 5) -> KpiResult:
             "concentration",
             [Problem("spend_result", "a spend result grouped by supplier alone, and top ≥ 1")],
         )
-    values: list[SpendShare] = [v for _, v in spend_result.rows if isinstance(v, SpendShare)]
-    whole = spend_result.total.amount
+    values: list[SpendShare] = []
+    unattributed = 0
+    for key, v in spend_result.rows:
+        if not isinstance(v, SpendShare):
+            continue
+        if key == ("(none)",):
+            unattributed += v.count
+        else:
+            values.append(v)
+    whole = sum((v.amount for v in values), _ZERO)
     shares = [v.amount * _HUNDRED / whole for v in values] if whole else []
-    hhi = sum((s * s for s in shares), _ZERO).quantize(_CENT)
+    hhi = sum((s * s for s in shares), _ZERO).quantize(_CENT) if shares else None
     top_share = sum(shares[:top], _ZERO).quantize(_CENT) if shares else None
     rows = (
         (
@@ -1474,7 +1758,8 @@ def concentration(spend_result: KpiResult, top: int = 5) -> KpiResult:
         ("measure",),
         rows,
         SpendShare(whole, spend_result.total.currency, _HUNDRED if whole else None, len(shares)),
-        notes=(("HHI", f"{hhi:f}"), ("suppliers", str(len(shares)))),
+        excluded=(("no supplier", unattributed),) if unattributed else (),
+        notes=(("HHI", "no data" if hhi is None else f"{hhi:f}"), ("suppliers", str(len(shares)))),
     )
 
 
@@ -1489,24 +1774,60 @@ DEFAULT_BANDS = (
 
 
 @attrs.frozen
+class SupplierScore:
+    """One supplier's score for one period, with the evidence behind it.
+
+    ``score`` is None (standing ``no data``) when no weighted criterion had a value; ``missing``
+    names the weighted criteria without a value (scored per the card's ``missing`` rule); ``n``
+    is the smallest sample size behind the criteria given as :class:`Rate` s (None: unknown) —
+    a 100 % on-time rate over 2 deliveries is weak evidence, and the card says so.
+    """
+
+    supplier: str
+    period: str
+    score: Decimal | None
+    standing: str
+    n: int | None = None
+    missing: tuple[str, ...] = ()
+
+
+@attrs.frozen
 class ScorecardResult:
     """Each supplier's weighted score (0–100, two decimals) and standing, per period."""
 
-    rows: tuple[tuple[str, str, Decimal, str], ...]
-    """(supplier, period, score, standing)."""
+    scores: tuple[SupplierScore, ...]
+
+    @property
+    def rows(self) -> tuple[tuple[str, str, Decimal | None, str], ...]:
+        """(supplier, period, score, standing) — the scores without their evidence."""
+        return tuple((r.supplier, r.period, r.score, r.standing) for r in self.scores)
 
     def to_rows(self) -> list[dict[str, object]]:
         return [
-            {"supplier": s, "period": p, "score": score, "standing": standing}
-            for s, p, score, standing in self.rows
+            {
+                "supplier": r.supplier,
+                "period": r.period,
+                "score": r.score,
+                "standing": r.standing,
+                "n": r.n,
+                "missing": ", ".join(r.missing),
+            }
+            for r in self.scores
         ]
 
-    def trend(self, supplier: str) -> tuple[tuple[str, Decimal], ...]:
+    def trend(self, supplier: str) -> tuple[tuple[str, Decimal | None], ...]:
         """A supplier's score per period, oldest first."""
-        return tuple((p, score) for s, p, score, _ in self.rows if s == supplier)
+        return tuple((r.period, r.score) for r in self.scores if r.supplier == supplier)
 
     def table(self, locale: str = DEFAULT_LOCALE) -> str:
         return text_table(self.to_rows(), locale, title="vendor scorecard")
+
+
+Criterion = Decimal | Rate | None
+"""A criterion's value: a score from 0 to 100, a :class:`Rate` (its percent, and its
+denominator as the sample size), or None (no data)."""
+
+SCORECARD_MISSING = ("zero", "reweight")
 
 
 @attrs.frozen
@@ -1515,12 +1836,19 @@ class Scorecard:
 
     ``weights`` per criterion must sum to exactly 100; ``bands`` are (lowest score, standing),
     ascending from 0.  Criterion values are scores from 0 to 100 (an on-time rate, a match rate,
-    a quality score the host computes); a supplier lacking a criterion scores 0 on it and the
-    missing criterion is reported.
+    a quality score the host computes), :class:`Rate` s or None.  A supplier lacking a criterion
+    (absent, None, or a rate with no data) has it listed in ``missing`` and, by ``missing=``,
+    scores 0 on it (``zero``, the default: a supplier earns its score) or has the other weights
+    scaled up to 100 (``reweight``).  A supplier with no criterion at all has no score.
 
     >>> card = Scorecard({"on_time": Decimal(60), "quality": Decimal(40)})
     >>> card.score({"ACME": {"on_time": Decimal(90), "quality": Decimal(70)}}).rows
     (('ACME', '', Decimal('82.00'), 'Excellent'),)
+    >>> card.score({"ACME": {"on_time": Decimal(90)}}).scores[0].missing
+    ('quality',)
+
+    Example (``reweight``): on-time 90 with weight 60, quality missing — 90 × 60 ÷ 60 = 90.00;
+    with ``zero`` it is 90 × 60 ÷ 100 = 54.00.
 
     Raises:
         ValidationError: weights not summing to 100, a negative weight, bands not starting at 0
@@ -1546,7 +1874,9 @@ class Scorecard:
         if problems:
             raise ValidationError("Scorecard", problems)
 
-    def standing(self, score: Decimal) -> str:
+    def standing(self, score: Decimal | None) -> str:
+        if score is None:
+            return "no data"
         found = self.bands[0][1]
         for low, name in self.bands:
             if score >= low:
@@ -1554,40 +1884,68 @@ class Scorecard:
         return found
 
     def score(
-        self, values: Mapping[str, Mapping[str, Decimal]], period: str = ""
+        self,
+        values: Mapping[str, Mapping[str, Criterion]],
+        period: str = "",
+        *,
+        missing: str = "zero",
     ) -> ScorecardResult:
-        """Scores for one period: ``values`` maps supplier → criterion → 0–100.
+        """Scores for one period: ``values`` maps supplier → criterion → 0–100, Rate or None.
 
         Raises:
-            ValidationError: a value outside 0–100, or a criterion without a weight.
+            ValidationError: a value outside 0–100, a criterion without a weight, an unknown
+                ``missing`` rule.
         """
-        rows = []
         problems = []
+        if missing not in SCORECARD_MISSING:
+            problems.append(Problem("missing", f"'zero' or 'reweight', got {missing!r}"))
+        rows = []
         for supplier in sorted(values):
             criteria = values[supplier]
-            for name, value in criteria.items():
+            given: dict[str, Decimal] = {}
+            sizes: list[int] = []
+            for name, raw in criteria.items():
+                value = raw.percent if isinstance(raw, Rate) else raw
+                if isinstance(raw, Rate):
+                    sizes.append(int(raw.denominator))
                 if name not in self.weights:
                     problems.append(Problem(f"{supplier}.{name}", "criterion has no weight"))
-                elif not 0 <= value <= 100:
+                elif value is not None and not 0 <= value <= 100:
                     problems.append(Problem(f"{supplier}.{name}", f"{value} is outside 0–100"))
-            total = (
-                sum((criteria.get(name, _ZERO) * w for name, w in self.weights.items()), _ZERO)
-                / _HUNDRED
+                elif value is not None:
+                    given[name] = value
+            absent = tuple(name for name in self.weights if name not in given)
+            weight = sum((w for name, w in self.weights.items() if name in given), _ZERO)
+            score: Decimal | None = None
+            if given and weight:
+                points = sum((given[name] * self.weights[name] for name in given), _ZERO)
+                scale = weight if missing == "reweight" else _HUNDRED
+                score = (points / scale).quantize(_CENT, ROUND_HALF_EVEN)
+            rows.append(
+                SupplierScore(
+                    supplier,
+                    period,
+                    score,
+                    self.standing(score),
+                    min(sizes) if sizes else None,
+                    absent,
+                )
             )
-            score = total.quantize(_CENT, ROUND_HALF_EVEN)
-            rows.append((supplier, period, score, self.standing(score)))
         if problems:
             raise ValidationError("Scorecard.score", problems)
         return ScorecardResult(tuple(rows))
 
     def over_periods(
-        self, values: Mapping[str, Mapping[str, Mapping[str, Decimal]]]
+        self,
+        values: Mapping[str, Mapping[str, Mapping[str, Criterion]]],
+        *,
+        missing: str = "zero",
     ) -> ScorecardResult:
         """Scores per period (``values``: period → supplier → criterion → value), for trends."""
-        rows: list[tuple[str, str, Decimal, str]] = []
+        rows: list[SupplierScore] = []
         for period in sorted(values):
-            rows.extend(self.score(values[period], period).rows)
-        rows.sort(key=lambda r: (r[0], r[1]))
+            rows.extend(self.score(values[period], period, missing=missing).scores)
+        rows.sort(key=lambda r: (r.supplier, r.period))
         return ScorecardResult(tuple(rows))
 
 
@@ -1660,36 +2018,38 @@ def compare(before: KpiResult, after: KpiResult) -> Comparison:
 
 
 def standard_kpis(
-    orders: Iterable[OrderFacts], *, group_by: Sequence[str] = (), period: str = "month"
+    orders: Iterable[OrderFacts],
+    *,
+    group_by: Sequence[str] = (),
+    period: str = "month",
+    negative: str = "exclude",
+    tz: tzinfo | None = None,
 ) -> dict[str, KpiResult]:
     """The standard KPI set over order facts, in one pass over the input (the facts are kept in
     memory once, as a list, and each KPI walks that list): the cycle times, the perfect-order
     and on-time rates, OTIF, the first-pass match rate, spend and its concentration, committed
-    spend.
+    spend.  ``negative`` is the cycle times' rule for ends before starts, ``tz`` the zone of
+    the reporting periods (see :func:`cycle_times`).
 
     Raises:
-        ValidationError: mixed currencies, an unknown dimension or period.
+        ValidationError: mixed currencies, an unknown dimension, period or ``negative`` rule.
     """
     facts = orders if isinstance(orders, list) else list(orders)
+    g: dict[str, Any] = {"group_by": group_by, "period": period, "tz": tz}
+    c: dict[str, Any] = {**g, "negative": negative}
     out = {
-        "requisition → PO": cycle_times(
-            facts, REQUISITION, PO_CREATED, group_by=group_by, period=period
-        ),
-        "PO → first receipt": cycle_times(
-            facts, PO_CREATED, FIRST_RECEIPT, group_by=group_by, period=period
-        ),
-        "PO → last receipt": cycle_times(
-            facts, PO_CREATED, LAST_RECEIPT, group_by=group_by, period=period
-        ),
-        "PO → closed": cycle_times(facts, PO_CREATED, CLOSED, group_by=group_by, period=period),
-        "procure to pay": procure_to_pay(facts, group_by=group_by, period=period),
-        "perfect-order rate": perfect_order_rate(facts, group_by=group_by, period=period),
-        "on-time delivery": on_time_delivery(facts, group_by=group_by, period=period),
-        "OTIF": otif(facts, group_by=group_by, period=period),
-        "invoice match rate": _matched_rate_from_orders(facts, group_by, period),
-        "spend by supplier": spend(facts, group_by=("supplier",), period=period),
-        "spend by category": spend(facts, group_by=("category",), period=period),
-        "committed spend": committed_spend(facts, group_by=("supplier",), period=period),
+        "requisition → PO": cycle_times(facts, REQUISITION, PO_CREATED, **c),
+        "PO → first receipt": cycle_times(facts, PO_CREATED, FIRST_RECEIPT, **c),
+        "PO → last receipt": cycle_times(facts, PO_CREATED, LAST_RECEIPT, **c),
+        "PO → closed": cycle_times(facts, PO_CREATED, CLOSED, **c),
+        "procure to pay": procure_to_pay(facts, **c),
+        "perfect-order rate": perfect_order_rate(facts, **g),
+        "on-time delivery": on_time_delivery(facts, **g),
+        "OTIF": otif(facts, **g),
+        "invoice match rate": _matched_rate_from_orders(facts, group_by, period, tz),
+        "spend by supplier": spend(facts, group_by=("supplier",), period=period, tz=tz),
+        "spend by category": spend(facts, group_by=("category",), period=period, tz=tz),
+        "committed spend": committed_spend(facts, group_by=("supplier",), period=period, tz=tz),
     }
     out["supplier concentration"] = concentration(out["spend by supplier"])
     return out
@@ -1717,15 +2077,36 @@ def orders_from_records(
     receipts: Iterable[GoodsReceipt] = (),
     match_results: Iterable[Any] = (),
     requisitions: Mapping[str, datetime] | None = None,
+    *,
+    tz: tzinfo | None = None,
 ) -> list[OrderFacts]:
     """Order facts from potrack's records: the POs (their current state), their transition
     records (milestones), their receipts (deliveries per line) and match results (first-pass
     mismatches).  ``requisitions`` maps requisition ids to their creation time.
 
-    Milestones: ``create`` → PO created; the record moving the PO to ``approved`` → approved;
-    ``issue``, ``acknowledge``, ``receive``, ``invoice``, ``credit_memo``, ``pay``; accepted
-    changes and revisions → change; ``cancel``; the record moving the PO to ``closed``.
+    Milestones: ``create`` → PO created (else the PO's ``created_at``); the record moving the PO
+    to ``approved`` → approved; ``issue``, ``acknowledge``, ``receive``, ``invoice``,
+    ``credit_memo``, ``pay``; accepted changes and revisions → change; ``cancel``; the record
+    moving the PO to ``closed``.  Receipts given for a PO are its goods receipts (one per
+    receipt, at its ``received_at``) whether or not the PO has a ``receive`` record — documents
+    imported from another system have no lifecycle history, and the cycle times and on-time
+    rates then read the same receipts.
+
+    Time zone: a receipt's day (for due dates) is its calendar day in ``tz`` — a site's or a
+    supplier's zone — or, with None, in the receipt's own offset (the local day where it was
+    recorded: 20:00 −05:00 on 10 March is 10 March).  KPIs take the same ``tz`` for their
+    reporting periods: pass the same zone to both.
+
+    Raises:
+        ValidationError: a naive requisition time (naive and aware times cannot be compared).
     """
+    naive = [
+        Problem(f"requisitions.{r}", f"naive datetime {t.isoformat()}: give it a time zone")
+        for r, t in (requisitions or {}).items()
+        if t.tzinfo is None or t.utcoffset() is None
+    ]
+    if naive:
+        raise ValidationError("orders_from_records", naive)
     times: dict[str, dict[int, list[datetime]]] = defaultdict(lambda: defaultdict(list))
     for record in records:
         if record.aggregate != "purchase_order":
@@ -1764,7 +2145,10 @@ def orders_from_records(
             if made:
                 milestones[REQUISITION] = made
         milestones.setdefault(PO_CREATED, [po.created_at])
-        deliveries = _deliveries(po, by_po.get(po.id, []))
+        received = by_po.get(po.id, [])
+        if received:
+            milestones[GOODS_RECEIPT] = [r.received_at for r in received]
+        deliveries = _deliveries(po, received, tz)
         invoiced = sum((p.invoiced_amount - p.credited_amount for p in po.progress), _ZERO)
         out.append(
             OrderFacts.build(
@@ -1787,11 +2171,14 @@ def orders_from_records(
     return out
 
 
-def _deliveries(po: PurchaseOrder, receipts: Sequence[GoodsReceipt]) -> tuple[Delivery, ...]:
+def _deliveries(
+    po: PurchaseOrder, receipts: Sequence[GoodsReceipt], tz: tzinfo | None
+) -> tuple[Delivery, ...]:
     got: dict[int, list[tuple[date, Decimal]]] = defaultdict(list)
     rejected: dict[int, Decimal] = defaultdict(Decimal)
     for receipt in sorted(receipts, key=lambda r: r.received_at):
-        day = receipt.received_at.astimezone(UTC).date()
+        moment = receipt.received_at
+        day = (moment if tz is None else moment.astimezone(tz)).date()
         for rl in receipt.lines:
             got[rl.line_no].append((day, rl.received - rl.rejected))
             rejected[rl.line_no] += rl.rejected
