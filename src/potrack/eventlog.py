@@ -63,6 +63,7 @@ __all__ = [
     "QualityFinding",
     "fold_events",
     "iter_csv_events",
+    "merge_logs",
     "read_event_log",
 ]
 
@@ -694,3 +695,97 @@ def iter_csv_events(source: TextIO, fmt: LogFormat = BPI2019) -> Iterator[Event]
             flow=row.get(fmt.flow, "") if fmt.flow else "",
             value=value,
         )
+
+
+_CASE_EXAMPLES = frozenset(
+    {
+        "goods receipt before the order",
+        "invoice before the order",
+        "no order creation",
+        "repeated goods receipts",
+        "repeated invoices",
+    }
+)
+
+
+def merge_logs(*logs: EventLog) -> EventLog:
+    """One log from logs holding disjoint sets of cases (a log read in parts: per company, per
+    year of creation, per extract file), as if it had been read whole.
+
+    Cases are concatenated in the order given; events, activities, flows and row counts add
+    up; the quality findings are merged (counts added, the smallest case ids as examples, the
+    payment-block finding recomputed from the merged activity counts).  Exact duplicate rows
+    are found within each part only.  Every KPI of the merged log equals the KPI of the whole.
+
+    Raises:
+        ValidationError: no logs, logs of different formats, or a case in more than one log
+            (its events would have to be folded together: read those parts as one).
+    """
+    if not logs:
+        raise ValidationError("merge_logs", [Problem("logs", "give at least one log")])
+    formats = sorted({log.format for log in logs})
+    seen: set[str] = set()
+    shared: list[str] = []
+    for log in logs:
+        for case in log.cases:
+            if case.id in seen:
+                shared.append(case.id)
+            seen.add(case.id)
+    problems = []
+    if len(formats) > 1:
+        problems.append(Problem("logs", f"one format, got {', '.join(formats)}"))
+    if shared:
+        problems.append(
+            Problem(
+                "cases",
+                f"{len(shared)} cases in more than one log (e.g. {', '.join(sorted(shared)[:5])}):"
+                " read the parts holding a case as one log",
+            )
+        )
+    if problems:
+        raise ValidationError("merge_logs", problems)
+    activities: Counter[str] = Counter()
+    flows: Counter[str] = Counter()
+    counts: Counter[str] = Counter()
+    details: dict[str, str] = {}
+    examples: dict[str, list[str]] = defaultdict(list)
+    for log in logs:
+        activities.update(dict(log.activities))
+        flows.update(dict(log.flows))
+        for f in log.quality:
+            counts[f.kind] += f.count
+            details.setdefault(f.kind, f.detail)
+            examples[f.kind].extend(f.examples)
+    quality = []
+    for kind in counts:
+        if kind == "payment blocks removed but never set":
+            continue
+        shown = examples[kind]
+        if kind in _CASE_EXAMPLES:
+            shown = sorted(shown)
+        elif kind == "unmapped activity":
+            shown = [a for a, _ in Counter({a: activities[a] for a in shown}).most_common()]
+        elif kind == "day-precision stamps":
+            shown = sorted(set(shown))
+        quality.append(QualityFinding(kind, counts[kind], details[kind], tuple(shown[:_EXAMPLES])))
+    set_block = activities["Set Payment Block"]
+    removed = activities["Remove Payment Block"]
+    if removed > set_block:
+        quality.append(
+            QualityFinding(
+                "payment blocks removed but never set",
+                removed - set_block,
+                f"{removed} removals for {set_block} blocks: the log is incomplete there",
+            )
+        )
+    return EventLog(
+        format=formats[0],
+        cases=tuple(case for log in logs for case in log.cases),
+        events=sum(log.events for log in logs),
+        activities=tuple(activities.most_common()),
+        flows=tuple(flows.most_common()),
+        quality=tuple(quality),
+        skipped_rows=sum(log.skipped_rows for log in logs),
+        duplicate_rows=sum(log.duplicate_rows for log in logs),
+        problem_rows=sum(log.problem_rows for log in logs),
+    )
