@@ -265,6 +265,22 @@ def test_orders_from_records_use_receipts_imported_without_history() -> None:
     assert m.on_time_delivery([facts]).total.percent == D("100.00")
 
 
+def test_orders_from_records_use_invoices_imported_without_history() -> None:
+    s = Scenario()
+    po = s.issued_po(amount="10.00", quantity="100")
+    invoice = s.invoice(po, "60")  # dated day 12 of the scenario
+    (facts,) = m.orders_from_records([po], [], [s.receipt(po, "100", days=4)], invoices=[invoice])
+    assert facts.counts[m.INVOICE] == 1
+    assert facts.first[m.INVOICE] == datetime.combine(s.at(12).date(), datetime.min.time(), UTC)
+    assert facts.invoiced == D("600.00")
+    assert m.committed_spend([facts]).total.amount == D("400.00")
+    billed = datetime.combine(s.at(12).date(), datetime.min.time(), UTC)
+    days = D((billed - s.at(4)).total_seconds()) / D(86_400)
+    assert m.cycle_times([facts], FIRST_RECEIPT, m.FIRST_INVOICE).total.median == days.quantize(
+        D("0.01")
+    )
+
+
 # -- the BPI mapping --------------------------------------------------------------------------------------
 
 MINI = LogFormat(name="mini", case="case", activity="activity", timestamp="time", value="worth")
@@ -347,6 +363,21 @@ def test_exact_duplicate_rows_are_dropped_and_reported() -> None:
     dup = log.finding("duplicate row")
     assert dup is not None and dup.examples == ("line 4", "line 5")
     assert log.cases[0].counts[GOODS_RECEIPT] == 1
+
+
+def test_duplicates_are_found_whatever_the_line_endings_and_quoting() -> None:
+    log = _read(
+        "case,activity,time,worth\r\n"
+        'A,Create Purchase Order Item,2019-01-07 10:00:00+00:00,"1,00"\r\n'
+        'A,"Record Goods\nReceipt",2019-01-11 10:00:00+00:00,100\r\n'
+        'A,"Record Goods\nReceipt",2019-01-11 10:00:00+00:00,100\r\n'
+        "A,Create Purchase Order Item,2019-01-07 10:00:00+00:00,100\r\n"
+        'A,Create Purchase Order Item,2019-01-07 10:00:00+00:00,"1,00"'
+    )
+    # Two rows repeat an earlier one (one spans two lines, one ends the file without a newline);
+    # a row differing in one field is no duplicate.
+    assert (log.events, log.duplicate_rows) == (3, 2)
+    assert log.finding("duplicate row").examples == ("line 4", "line 6")
 
 
 def test_a_row_lacking_only_an_unused_trailing_column_is_kept() -> None:

@@ -222,7 +222,8 @@ class EventLog:
 
     ``cases`` in the order they first appear; ``activities`` and ``flows`` are counts (most
     frequent first; flows count cases).  Every data row of a CSV is exactly one of: an event
-    (``events``), an exact duplicate of an earlier row (``duplicate_rows``: dropped), or
+    (``events``), an exact duplicate of an earlier row (``duplicate_rows``: the same text,
+    line endings aside, found by a 64-bit hash of each record; dropped), or
     unreadable (``skipped_rows``: no case, no readable timestamp, too short); ``problem_rows``
     counts the events kept with a problem (an unreadable value, an implausible timestamp, unused
     trailing columns missing).  ``quality`` says which, with line numbers.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime, tzinfo
+from datetime import UTC, date, datetime, time, tzinfo
 from decimal import Decimal
 from typing import Any
 
@@ -48,6 +48,7 @@ from potrack._metrics.times import (
 from potrack.exceptions import Problem, ValidationError
 from potrack.records import (
     GoodsReceipt,
+    Invoice,
     POState,
     PurchaseOrder,
 )
@@ -117,6 +118,7 @@ def orders_from_records(
     requisitions: Mapping[str, datetime] | None = None,
     *,
     tz: tzinfo | None = None,
+    invoices: Iterable[Invoice] = (),
 ) -> list[OrderFacts]:
     """Order facts from potrack's records: the POs (their current state), their transition
     records (milestones), their receipts (deliveries per line) and match results (first-pass
@@ -128,7 +130,10 @@ def orders_from_records(
     moving the PO to ``closed``.  Receipts given for a PO are its goods receipts (one per
     receipt, at its ``received_at``) whether or not the PO has a ``receive`` record — documents
     imported from another system have no lifecycle history, and the cycle times and on-time
-    rates then read the same receipts.
+    rates then read the same receipts.  Likewise ``invoices`` (and credit memos) given for a PO
+    without ``invoice`` or ``credit_memo`` records are its invoices, at the start of the day
+    they were received (else dated) in ``tz`` (else UTC), and — when the PO's progress shows
+    nothing invoiced — their net amounts in the PO's currency are what was invoiced.
 
     Time zone: a receipt's day (for due dates) is its calendar day in ``tz`` — a site's or a
     supplier's zone — or, with None, in the receipt's own offset (the local day where it was
@@ -160,6 +165,10 @@ def orders_from_records(
             found[APPROVED].append(record.at)
         if record.to_state == POState.CLOSED.value and record.from_state != POState.CLOSED.value:
             found[CLOSED].append(record.at)
+    billed_by_po: dict[str, list[Invoice]] = defaultdict(list)
+    for inv in invoices:
+        if inv.po_id is not None:
+            billed_by_po[inv.po_id].append(inv)
     by_po: dict[str, list[GoodsReceipt]] = defaultdict(list)
     for receipt in receipts:
         by_po[receipt.po_id].append(receipt)
@@ -188,6 +197,20 @@ def orders_from_records(
             milestones[GOODS_RECEIPT] = [r.received_at for r in received]
         deliveries = _deliveries(po, received, tz)
         invoiced = sum((p.invoiced_amount - p.credited_amount for p in po.progress), _ZERO)
+        billed = [i for i in billed_by_po.get(po.id, ()) if i.currency == po.currency]
+        if billed and INVOICE not in milestones and INVOICE_CANCELLED not in milestones:
+            # Invoices imported without a lifecycle history: dated to the day only.
+            zone = tz or UTC
+            for inv in billed:
+                day = datetime.combine(inv.received_on or inv.invoice_date, time(0), zone)
+                milestones.setdefault(INVOICE_CANCELLED if inv.is_credit else INVOICE, []).append(
+                    day
+                )
+            if not invoiced:
+                invoiced = sum(
+                    (-i.net_amount.amount if i.is_credit else i.net_amount.amount for i in billed),
+                    _ZERO,
+                )
         out.append(
             OrderFacts.build(
                 po.id,
