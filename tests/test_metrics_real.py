@@ -518,3 +518,40 @@ def test_ordered_spend_by_supplier(aw_facts: Any, live: Any) -> None:
     assert {k[0]: v.amount for k, v in result.rows} == {
         k: v.quantize(CENT) for k, v in per_vendor.items()
     }
+
+
+@pytest.mark.parametrize("late", [0, 3])
+@pytest.mark.parametrize(
+    "criteria",
+    [("no_rejection",), ("on_time_in_full",), ("no_revision", "no_rejection", "on_time_in_full")],
+)
+def test_perfect_order_rate(aw_facts: Any, live: Any, late: int, criteria: tuple[str, ...]) -> None:
+    clean = live["RejectedQty"] == 0
+    gap = (live["received"] - live["due"]).map(lambda d: d.days)
+    full = (live["ok"] >= live["OrderQty"]) & (gap <= late)
+    good = (clean if "no_rejection" in criteria else True) & (
+        full if "on_time_in_full" in criteria else True
+    )
+    per_order = good.groupby(live["PurchaseOrderID"]).all()
+    result = m.perfect_order_rate(aw_facts, criteria=criteria, late_days=late)
+    assert (result.total.numerator, result.total.denominator) == (
+        int(per_order.sum()),
+        len(per_order),
+    )
+
+
+@pytest.mark.parametrize("period", ["month", "quarter", "year"])
+def test_otif_by_supplier_and_due_period(aw_facts: Any, live: Any, period: str) -> None:
+    ok = (live["received"] <= live["due"]) & (live["ok"] >= live["OrderQty"])
+    due = live["due"]
+    label = {
+        "month": due.map(lambda d: f"{d.year:04d}-{d.month:02d}"),
+        "quarter": due.map(lambda d: f"{d.year:04d}-Q{(d.month - 1) // 3 + 1}"),
+        "year": due.map(lambda d: f"{d.year:04d}"),
+    }[period]
+    expected = {
+        (vendor, when): pct(int(s.sum()), len(s))
+        for (vendor, when), s in ok.groupby([live["VendorID"], label])
+    }
+    result = m.otif(aw_facts, group_by=["supplier", "period"], period=period)
+    assert {k: v.percent for k, v in result.rows} == expected
