@@ -330,17 +330,18 @@ class _Folder:
         last = case.last[i]
         if last is None or at > last:
             case.last[i] = at
-        if i == _RECEIPT:
-            # Kept to tell a service entry sheet on a receipt's instant from another receipt.
-            if activity in self.same_receipt:
-                if case.same_receipts is None:
-                    case.same_receipts = []
-                case.same_receipts.append(at)
-                return case
+        if i != _RECEIPT:
+            case.counts[i] += 1
+        elif activity in self.same_receipt:
+            # Counted at the end, once every receipt of the case is known (see _extra_receipts).
+            if case.same_receipts is None:
+                case.same_receipts = []
+            case.same_receipts.append(at)
+        else:
+            case.counts[i] += 1
             if case.receipts is None:
                 case.receipts = []
             case.receipts.append(at)
-        case.counts[i] += 1
         reason = self.fmt.exceptions.get(activity)
         if reason is not None:
             if case.exceptions is None:
