@@ -509,6 +509,7 @@ def test_purchase_price_variance(aw: Any, aw_orders: Any, standards: Any, specif
     assert result.total.amount == amount.quantize(CENT)
     assert result.total.share == pct(amount, base)
     assert dict(result.excluded).get("no standard price", 0) == left
+    assert result.total.count == len(aw) - left  # the sample size: lines measured
 
 
 def test_ordered_spend_by_supplier(aw_facts: Any, live: Any) -> None:

@@ -162,6 +162,7 @@ def invoice_price_variance(
     """
     amounts: dict[tuple[str, ...], Decimal] = defaultdict(Decimal)
     bases: dict[tuple[str, ...], Decimal] = defaultdict(Decimal)
+    lines: dict[tuple[str, ...], int] = defaultdict(int)
     skipped: dict[str, int] = defaultdict(int)
     currency = ""
     for inv in invoices:
@@ -185,12 +186,14 @@ def invoice_price_variance(
             billed = ln.unit_price.amount / ln.price_unit
             amounts[(po.supplier_id,)] += (billed - agreed) * ln.quantity
             bases[(po.supplier_id,)] += agreed * ln.quantity
+            lines[(po.supplier_id,)] += 1
     return _variance_result(
         "invoice price variance",
         "(invoice − PO price) × quantity; share = ÷ PO value billed; positive = billed above the PO",
         ("supplier",),
         amounts,
         bases,
+        lines,
         currency,
         skipped,
     )
@@ -226,6 +229,7 @@ def purchase_price_variance(
     prices: Mapping[Any, Money] = standard_prices
     amounts: dict[tuple[str, ...], Decimal] = defaultdict(Decimal)
     bases: dict[tuple[str, ...], Decimal] = defaultdict(Decimal)
+    lines: dict[tuple[str, ...], int] = defaultdict(int)
     skipped: dict[str, int] = defaultdict(int)
     currency = ""
     for po in purchase_orders:
@@ -244,12 +248,14 @@ def purchase_price_variance(
             paid = ln.unit_price.amount / ln.price_unit
             amounts[k] += (paid - standard.amount) * ln.quantity
             bases[k] += standard.amount * ln.quantity
+            lines[k] += 1
     return _variance_result(
         "purchase price variance",
         "(PO price − standard) × quantity; share = ÷ standard value; positive = above standard",
         dims,
         amounts,
         bases,
+        lines,
         currency,
         skipped,
     )
@@ -261,17 +267,25 @@ def _variance_result(
     dims: tuple[str, ...],
     amounts: Mapping[tuple[str, ...], Decimal],
     bases: Mapping[tuple[str, ...], Decimal],
+    lines: Mapping[tuple[str, ...], int],
     currency: str,
     skipped: Mapping[str, int],
 ) -> KpiResult:
-    """A price variance per group: the amount, and its share of the group's base value."""
+    """A price variance per group: the amount, its share of the group's base value, and the
+    number of lines measured (the sample size)."""
     rows = tuple(
-        (k, SpendShare(amounts[k].quantize(_CENT), currency, _pct(amounts[k], bases[k])))
+        (
+            k,
+            SpendShare(amounts[k].quantize(_CENT), currency, _pct(amounts[k], bases[k]), lines[k]),
+        )
         for k in sorted(bases)
     )
     total_amount = sum(amounts.values(), _ZERO)
     total = SpendShare(
-        total_amount.quantize(_CENT), currency, _pct(total_amount, sum(bases.values(), _ZERO))
+        total_amount.quantize(_CENT),
+        currency,
+        _pct(total_amount, sum(bases.values(), _ZERO)),
+        sum(lines.values()),
     )
     return KpiResult(name, definition, dims, rows, total, _excluded(skipped))
 
