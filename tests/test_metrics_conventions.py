@@ -173,6 +173,13 @@ def test_scorecard_flags_missing_criteria_and_accepts_none() -> None:
     assert result.rows[0] == ("ACME", "", D("54.00"), "Average")
 
 
+def test_a_match_rate_over_no_invoices_is_no_data_in_its_notes_too() -> None:
+    result = m.invoice_match_rate([])
+    assert result.total.percent is None
+    assert dict(result.notes)["touchless rate %"] == "no data"
+    assert result.no_data == "no data: nothing to measure"
+
+
 def test_kpi_results_say_why_they_have_no_data() -> None:
     result = m.on_time_delivery([OrderFacts.build("PO-1")])
     assert result.total.percent is None

@@ -107,7 +107,7 @@ def invoice_match_rate(
         {},
     )
     notes = (
-        ("touchless rate %", str(Rate.of(touchless, len(firsts)).percent)),
+        ("touchless rate %", _note(Rate.of(touchless, len(firsts)).percent)),
         *((f"exceptions: {code}", str(n)) for code, n in _excluded(reasons)),
     )
     return attrs.evolve(result, notes=notes)
@@ -509,3 +509,8 @@ def concentration(spend_result: KpiResult, top: int = 5) -> KpiResult:
         excluded=(("no supplier", unattributed),) if unattributed else (),
         notes=(("HHI", "no data" if hhi is None else f"{hhi:f}"), ("suppliers", str(len(shares)))),
     )
+
+
+def _note(value: Decimal | None) -> str:
+    """A number for ``notes``: *no data* when there was nothing to measure, never ``None``."""
+    return "no data" if value is None else f"{value:f}"
