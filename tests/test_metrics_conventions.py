@@ -258,6 +258,20 @@ def test_naive_and_aware_timestamps_are_refused_with_a_typed_error() -> None:
         m.orders_from_records([po], [], requisitions={"PR-1": datetime(2026, 3, 1)})
 
 
+def test_a_naive_moment_is_never_read_in_the_machine_zone() -> None:
+    naive = OrderFacts(
+        "PO-3",
+        first=tuple(
+            datetime(2026, 3, 31, 23) if i in (PO_CREATED, GOODS_RECEIPT) else None
+            for i in range(len(m.Milestone))
+        ),
+        last=(None,) * len(m.Milestone),
+        counts=(0,) * len(m.Milestone),
+    )
+    with pytest.raises(ValidationError, match="PO-3"):
+        m.cycle_times([naive], PO_CREATED, FIRST_RECEIPT, group_by=["period"], tz=NEW_YORK)
+
+
 # -- records without lifecycle history --------------------------------------------------------------------
 
 

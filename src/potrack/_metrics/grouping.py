@@ -56,14 +56,26 @@ def _keyer(
         name = group_by[0]
         return lambda order, anchor: (getattr(order, name) or "(none)",)
 
-    def when(anchor: date | datetime) -> date | datetime:
+    def when(order: OrderFacts, anchor: date | datetime) -> date | datetime:
         if tz is not None and isinstance(anchor, datetime):
+            if anchor.tzinfo is None:
+                # astimezone() would read it in the machine's zone: refuse instead.
+                raise ValidationError(
+                    "KPI period",
+                    [
+                        Problem(
+                            order.id,
+                            f"naive datetime {anchor.isoformat()} cannot be put in {tz}: "
+                            "give every timestamp a time zone",
+                        )
+                    ],
+                )
             return anchor.astimezone(tz)
         return anchor
 
     def key(order: OrderFacts, anchor: date | datetime | None) -> tuple[str, ...]:
         return tuple(
-            (period_of(when(anchor), period) if anchor is not None else "no date")
+            (period_of(when(order, anchor), period) if anchor is not None else "no date")
             if g == "period"
             else getattr(order, g) or "(none)"
             for g in group_by
