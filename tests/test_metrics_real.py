@@ -556,3 +556,19 @@ def test_otif_by_supplier_and_due_period(aw_facts: Any, live: Any, period: str) 
     }
     result = m.otif(aw_facts, group_by=["supplier", "period"], period=period)
     assert {k: v.percent for k, v in result.rows} == expected
+
+
+def test_the_documented_bpi_mapping_is_the_mapping_and_the_sample(log: Any) -> None:
+    """docs/metrics.md lists every BPI activity with its milestone and its count in the sample."""
+    from potrack.eventlog import BPI2019_ACTIVITIES
+
+    page = (ROOT / "docs" / "metrics.md").read_text(encoding="utf-8")
+    table = page[page.index("| activity | milestone | events in the sample | why |") :]
+    documented = {}
+    for row in table.splitlines()[2:]:
+        if not row.startswith("|"):
+            break
+        activity, milestone, count = (cell.strip() for cell in row.strip("|").split("|")[:3])
+        documented[activity] = (milestone.strip("`"), int(count.replace(",", "")))
+    counts = dict(log.activities)
+    assert documented == {a: (m_.name, counts.get(a, 0)) for a, m_ in BPI2019_ACTIVITIES.items()}
