@@ -99,7 +99,10 @@ def test_bpi_cycle_time_equals_an_independent_computation(bpi, raw) -> None:  # 
         )
     days = []
     for acts in per_case.values():
-        if "Delete Purchase Order Item" in acts or "SRM: Deleted" in acts:
+        # Cancelled: deleted and not reactivated afterwards ("SRM: Deleted" is no cancellation).
+        deleted = max(acts.get("Delete Purchase Order Item", []), default=None)
+        back = max(acts.get("Reactivate Purchase Order Item", []), default=None)
+        if deleted is not None and (back is None or back < deleted):
             continue
         receipts = acts.get("Record Goods Receipt", []) + acts.get("Record Service Entry Sheet", [])
         if not receipts or "Create Purchase Order Item" not in acts:

@@ -284,7 +284,7 @@ def test_on_time_by_supplier() -> None:
 def test_otif_per_line_and_per_order() -> None:
     good = delivered((9, "100"))
     short = delivered((9, "95"))
-    rejected = delivered((9, "100"), rejected="10")
+    rejected = delivered((9, "90"), rejected="10")  # 100 received, 90 accepted
     orders = [with_lines("A", good, good), with_lines("B", good, short), with_lines("C", rejected)]
     assert m.otif(orders).total.percent == D("60.00")  # 3 of 5 lines
     assert m.otif(orders, level="order").total.percent == D("33.33")

@@ -1,0 +1,1 @@
+"""The implementation of :mod:`potrack.metrics` (private: import from there)."""
