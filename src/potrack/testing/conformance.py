@@ -297,7 +297,7 @@ class StoreContract:
         invoice = sample_invoice(
             quantity="0.0001",
             price="0.12345678",
-            total=money("0.0000123", "USD"),
+            total=money("12345678901234.56", "USD"),  # a total is whole cents; prices need not be
         )
         record = sample_transition(at=at)
         with store.unit_of_work() as uow:
