@@ -460,3 +460,37 @@ def test_trails_written_before_commands_still_replay() -> None:
     assert rebuilt.approved_value == money("1000.00", "USD")
     with pytest.raises(DecidedFieldError):
         s.lifecycle.apply(s.submitted_po(), old_shape[-1].event, s.manager, s.at(1))
+
+
+# -- the match is computed, not claimed ----------------------------------------------------------------
+
+
+def test_a_claimed_match_status_and_payable_are_refused_and_the_engine_decides(w: World) -> None:
+    from potrack.events import AcceptFinding, ReceiveGoods, RecordInvoice, RecordMatch
+    from potrack.records import InvoiceStatus
+
+    po_id = w.issued()
+    po = w.svc.get_order(po_id)
+    w.send(po_id, ReceiveGoods(receipt=w.s.receipt(po, "100")), "recv-1")
+    inv = w.s.invoice(po, "100", price="15.00")  # 50 % above the PO price
+    w.send(po_id, RecordInvoice(invoice=inv), "ap-1")
+    claimed = RecordMatch(
+        invoice_id=inv.id, status=InvoiceStatus.MATCHED, payable=money("1500.00", "USD")
+    )
+    err = w.refused(po_id, claimed, "ap-1", DecidedFieldError)
+    assert err.fields == ("status", "payable")
+    text = (
+        f'{{"invoice_id": "{inv.id}", "status": "matched", '
+        '"payable": {"amount": "1500.00", "currency": "USD"}}'
+    )
+    from_json = loads(text, RecordMatch)
+    w.refused(po_id, from_json, "ap-1", DecidedFieldError)
+    accept = (AcceptFinding(code="price", invoice_line_no=1, reason="I say so"),)
+    w.refused(po_id, RecordMatch(invoice_id=inv.id, accept=accept), "ap-1", NotPermittedError)
+    po = w.send(
+        po_id, RecordMatch(invoice_id=inv.id), "ap-1"
+    )  # the engine, on the stored documents
+    assert po.invoice(inv.id).status is InvoiceStatus.HELD
+    assert po.invoice(inv.id).payable == 0
+    fact = w.svc.history(po_id)[-1].event
+    assert fact.findings and "above the PO price" in fact.findings[0]

@@ -12,6 +12,7 @@ import pytest
 from potrack import approval as ap
 from potrack.events import (
     AcceptChange,
+    AcceptFinding,
     Acknowledge,
     AddComment,
     Cancel,
@@ -44,7 +45,12 @@ from potrack.events import (
     SubmitForApproval,
     SupplierReject,
 )
-from potrack.exceptions import NotPermittedError, ReplayError, TransitionRefusedError
+from potrack.exceptions import (
+    DecidedFieldError,
+    NotPermittedError,
+    ReplayError,
+    TransitionRefusedError,
+)
 from potrack.lifecycle import (
     PO_FINAL,
     PO_REOPEN,
@@ -119,7 +125,7 @@ def history(
 ) -> tuple[PurchaseOrder, list[Any]]:
     records = []
     for event, actor, days in steps:
-        applied = s.lifecycle.apply(po, event, actor, s.at(days))
+        applied = s.applied(po, event, actor, days)
         po = applied.document
         records.append(applied.record)
     return po, records
@@ -692,7 +698,7 @@ def run_to_close(s: Scenario) -> tuple[PurchaseOrder, list[Any]]:
         (ReceiveGoods(receipt=s.receipt(po, "100")), s.receiver, 10),
         (RecordInvoice(invoice=inv), s.clerk, 12),
         (
-            RecordMatch(invoice_id=inv.id, status=InvoiceStatus.MATCHED, payable=inv.total),
+            RecordMatch(invoice_id=inv.id),
             s.clerk,
             12,
         ),
@@ -726,20 +732,35 @@ def test_dashboard_follows_the_progress(s: Scenario) -> None:
     assert dashboard_status(po, today) == "To receive"
     po = s.apply(po, ReceiveGoods(receipt=s.receipt(po, "50")), s.receiver, 7)
     assert dashboard_status(po, today) == "To match"
-    po = s.apply(
-        po,
-        RecordMatch(invoice_id=inv.id, status=InvoiceStatus.HELD, payable=money("0", "USD")),
-        s.clerk,
-        7,
-    )
-    assert dashboard_status(po, today) == "Invoice on hold"
-    po = s.apply(
-        po,
-        RecordMatch(invoice_id=inv.id, status=InvoiceStatus.MATCHED, payable=inv.total),
-        s.clerk,
-        8,
-    )
+    po = s.apply(po, RecordMatch(invoice_id=inv.id), s.clerk, 7)
     assert dashboard_status(po, today) == "To pay"
+
+
+def test_dashboard_shows_a_held_invoice_until_someone_may_accept_it(s: Scenario) -> None:
+    po = s.issued_po()
+    today = date(2026, 1, 10)
+    po = s.apply(po, ReceiveGoods(receipt=s.receipt(po, "100")), s.receiver, 5)
+    inv = s.invoice(po, "100", price="10.50")  # 5 % above the PO price; exact matching
+    po = s.apply(po, RecordInvoice(invoice=inv), s.clerk, 6)
+    po = s.apply(po, RecordMatch(invoice_id=inv.id), s.clerk, 7)
+    assert dashboard_status(po, today) == "Invoice on hold"
+    assert po.invoice(inv.id).payable == Decimal("0.00")
+    accept = (AcceptFinding(code="price", invoice_line_no=1, reason="agreed by phone"),)
+    with pytest.raises(NotPermittedError, match="ap-1 may not accept matching findings"):
+        s.apply(po, RecordMatch(invoice_id=inv.id, accept=accept), s.clerk, 8)
+    lead = attrs.evolve(
+        s.clerk, id=ActorId("ap-lead"), roles=frozenset({Role.AP_CLERK, Role.MATCH_OVERRIDE})
+    )
+    s2 = s.with_people([lead])
+    applied = s2.applied(po, RecordMatch(invoice_id=inv.id, accept=accept), lead, 8)
+    assert dashboard_status(applied.document, today) == "To pay"
+    assert applied.document.invoice(inv.id).payable == Decimal("1050.00")
+    assert applied.record.event.overrides == (
+        "price on line 1 accepted by ap-lead: agreed by phone",
+    )
+    wrong = (AcceptFinding(code="quantity_received", invoice_line_no=1, reason="x"),)
+    with pytest.raises(TransitionRefusedError, match="has no blocking quantity_received finding"):
+        s2.apply(po, RecordMatch(invoice_id=inv.id, accept=wrong), lead, 8)
 
 
 def test_invoice_refusals(s: Scenario) -> None:
@@ -774,16 +795,13 @@ def test_foreign_currency_invoice_with_a_rate(s: Scenario) -> None:
         lines=(line,),
         total=money("80", "EUR"),
     )
+    po = s.apply(po, ReceiveGoods(receipt=s.receipt(po, "10")), s.receiver, 4)
     po = s.apply(po, RecordInvoice(invoice=inv), s.clerk, 5)
     assert po.line_progress(1).invoiced_amount == Decimal("100.00")
     assert po.invoice(inv.id).amount == Decimal("100.00")
-    po = s.apply(
-        po,
-        RecordMatch(invoice_id=inv.id, status=InvoiceStatus.MATCHED, payable=money("80", "EUR")),
-        s.clerk,
-        6,
-    )
-    assert po.invoice(inv.id).payable == Decimal("100.00")
+    po = s.apply(po, RecordMatch(invoice_id=inv.id), s.clerk, 6)
+    assert po.invoice(inv.id).status is InvoiceStatus.MATCHED
+    assert po.invoice(inv.id).payable == Decimal("100.00")  # 80 EUR at 1.25
 
 
 def test_credit_memo_never_exceeds_what_was_invoiced(s: Scenario) -> None:
@@ -804,22 +822,12 @@ def test_payments_only_of_what_is_payable(s: Scenario) -> None:
     po = s.apply(po, RecordInvoice(invoice=inv), s.clerk, 5)
     with pytest.raises(TransitionRefusedError, match="not matched yet: nothing on it is payable"):
         s.apply(po, RecordPayment(payment=s.payment(po, inv.id, "100.00")), s.treasurer, 6)
-    po = s.apply(
-        po,
-        RecordMatch(invoice_id=inv.id, status=InvoiceStatus.HELD, payable=money("0", "USD")),
-        s.clerk,
-        6,
-    )
-    with pytest.raises(TransitionRefusedError, match="is held: nothing on it is payable"):
+    po = s.apply(po, RecordMatch(invoice_id=inv.id), s.clerk, 6)  # nothing received yet
+    assert po.invoice(inv.id).status is InvoiceStatus.AWAITING_RECEIPT
+    with pytest.raises(TransitionRefusedError, match=r"exceeds what is payable and unpaid \(0"):
         s.apply(po, RecordPayment(payment=s.payment(po, inv.id, "100.00")), s.treasurer, 7)
-    po = s.apply(
-        po,
-        RecordMatch(
-            invoice_id=inv.id, status=InvoiceStatus.MATCHED, payable=money("100.00", "USD")
-        ),
-        s.clerk,
-        8,
-    )
+    po = s.apply(po, ReceiveGoods(receipt=s.receipt(po, "10")), s.receiver, 7)
+    po = s.apply(po, RecordMatch(invoice_id=inv.id), s.clerk, 8)
     with pytest.raises(
         TransitionRefusedError, match=r"exceeds what is payable and unpaid \(100.00"
     ):
@@ -835,19 +843,33 @@ def test_match_refusals(s: Scenario) -> None:
     with pytest.raises(TransitionRefusedError, match="INV-X is not recorded"):
         s.apply(
             po,
-            RecordMatch(invoice_id="INV-X", status=InvoiceStatus.MATCHED, payable=inv.total),
+            RecordMatch(invoice_id="INV-X"),
             s.clerk,
             6,
         )
-    with pytest.raises(TransitionRefusedError, match="exceeds the invoice's amount"):
-        s.apply(
-            po,
-            RecordMatch(
-                invoice_id=inv.id, status=InvoiceStatus.MATCHED, payable=money("100.01", "USD")
-            ),
-            s.clerk,
-            6,
-        )
+    forged = RecordMatch(invoice_id=inv.id, status=InvoiceStatus.MATCHED, payable=inv.total)
+    with pytest.raises(DecidedFieldError) as info:
+        s.apply(po, forged, s.clerk, 6)
+    assert info.value.fields == ("status", "payable")
+    with pytest.raises(TransitionRefusedError, match="apply it through Purchasing"):
+        s.lifecycle.apply(po, RecordMatch(invoice_id=inv.id), s.clerk, s.at(6))  # no documents
+
+
+def test_a_match_priced_above_the_po_cannot_be_recorded_as_matched(s: Scenario) -> None:
+    """The attack of issue 23: an invoice 50 % above the PO recorded as matched and paid."""
+    po = s.issued_po()
+    po = s.apply(po, ReceiveGoods(receipt=s.receipt(po, "100")), s.receiver, 5)
+    inv = s.invoice(po, "100", price="15.00")
+    po = s.apply(po, RecordInvoice(invoice=inv), s.clerk, 6)
+    claimed = RecordMatch(
+        invoice_id=inv.id, status=InvoiceStatus.MATCHED, payable=money("1500.00", "USD")
+    )
+    with pytest.raises(DecidedFieldError):
+        s.apply(po, claimed, s.clerk, 7)
+    po = s.apply(po, RecordMatch(invoice_id=inv.id), s.clerk, 7)
+    assert po.invoice(inv.id).status is InvoiceStatus.HELD
+    with pytest.raises(TransitionRefusedError, match="nothing on it is payable"):
+        s.apply(po, RecordPayment(payment=s.payment(po, inv.id, "1500.00")), s.treasurer, 8)
 
 
 # -- holds, closing, cancelling, reopening ---------------------------------------------------------------------
@@ -996,9 +1018,7 @@ def sample_event(s: Scenario, row: TransitionRule, po: PurchaseOrder) -> Event:
         RecordCreditMemo: lambda: RecordCreditMemo(
             memo=s.invoice(po, "1", kind=InvoiceKind.CREDIT_MEMO)
         ),
-        RecordMatch: lambda: RecordMatch(
-            invoice_id="INV-X", status=InvoiceStatus.MATCHED, payable=money("1", "USD")
-        ),
+        RecordMatch: lambda: RecordMatch(invoice_id="INV-X"),
         RecordPayment: lambda: RecordPayment(payment=s.payment(po, "INV-X", "1.00")),
         PlaceOnHold: lambda: PlaceOnHold(reason="r"),
         ReleaseHold: ReleaseHold,

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from potrack.events import RecordInvoice, RecordMatch
 from potrack.exceptions import (
+    DecidedFieldError,
     InvalidValueError,
     NotFoundError,
     NotPermittedError,
@@ -728,9 +729,13 @@ def test_the_result_is_recorded_on_the_po_through_the_lifecycle() -> None:
     order = s.apply(order, RecordInvoice(invoice=inv), s.clerk, 6)
     result = match(inv, order, receipts=[receipt])
     assert result.status is InvoiceStatus.MATCHED
-    event = result.to_event()
-    assert isinstance(event, RecordMatch)
-    order = s.apply(order, event, s.clerk, 6)
+    facts = result.to_event()
+    assert isinstance(facts, RecordMatch)
+    with pytest.raises(DecidedFieldError):  # a result is facts, not a command to send
+        s.apply(order, facts, s.clerk, 6)
+    applied = s.applied(order, RecordMatch(invoice_id=inv.id), s.clerk, 6)
+    assert applied.record.event == attrs.evolve(facts, key=applied.record.event.key)
+    order = applied.document
     assert progress(order).match.value == "matched"
     assert order.invoice(inv.id).payable == D("1000.00")
 

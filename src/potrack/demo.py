@@ -38,6 +38,7 @@ from potrack import approval as ap
 from potrack.audit import AuditReport, verify
 from potrack.events import (
     AcceptChange,
+    AcceptFinding,
     Acknowledge,
     Issue,
     PlaceOnHold,
@@ -46,6 +47,7 @@ from potrack.events import (
     RecordDecision,
     RecordDispatch,
     RecordInvoice,
+    RecordMatch,
     RecordPayment,
     ReleaseHold,
     SubmitForApproval,
@@ -205,7 +207,11 @@ class _World:
         # Purchasing (PUR) buys for every department; other buyers only for their own.
         access = DepartmentAccess(buys_for={"PUR": frozenset({"*"})})
         self.lifecycle = PurchaseOrderLifecycle(
-            router=router, numbering=scheme, over_receipt_allowance=Decimal(5), access=access
+            router=router,
+            numbering=scheme,
+            over_receipt_allowance=Decimal(5),
+            access=access,
+            tolerances=TolerancePolicy.lenient(),
         )
         self.store = SQLiteStore(db)
         self.service = Purchasing(
@@ -395,8 +401,15 @@ class _Ledger:
         )
         self.results.append(result)
         if record:
+            # The service runs the same engine on the stored documents and records its result;
+            # the command says only which invoice, and which findings Ali accepts and why.
+            accept = tuple(
+                AcceptFinding(code=o.code.value, invoice_line_no=o.invoice_line_no, reason=o.reason)
+                for o in self.overrides
+                if o.invoice_id == invoice.id
+            )
             w.clock.set(self.tell.day(days))
-            w.service.order(po.id, result.to_event(), w.who("ali"))
+            w.service.order(po.id, RecordMatch(invoice_id=invoice.id, accept=accept), w.who("ali"))
         return result
 
     def _before(self, other: Invoice, invoice: Invoice) -> bool:

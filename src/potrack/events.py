@@ -61,6 +61,7 @@ from potrack.records import (
 __all__ = [
     "EVENT_TYPES",
     "AcceptChange",
+    "AcceptFinding",
     "Acknowledge",
     "AddComment",
     "Cancel",
@@ -417,18 +418,43 @@ class RecordCreditMemo(Event):
 
 
 @attrs.frozen(kw_only=True)
+class AcceptFinding:
+    """A matching finding the acting person accepts, with a reason (an override request).
+
+    ``code`` is the finding's code (``price``, ``quantity_received``...), ``invoice_line_no`` the
+    invoice line it is on (None for a header finding).  The library grants it only to someone the
+    lifecycle lets override findings (by default the ``match_override`` role) and only for a
+    finding the match actually has.
+    """
+
+    code: str = f.text()
+    reason: str = f.text()
+    invoice_line_no: int | None = f.optional_int()
+
+
+@attrs.frozen(kw_only=True)
 class RecordMatch(Event):
-    """The outcome of matching one invoice: its status and what may be paid now."""
+    """Match one recorded invoice (or credit memo) and record the outcome.
+
+    The command names the invoice and, optionally, findings the sender accepts (``accept``).  The
+    library runs potrack's matching engine on the stored PO, its receipts, returns, invoices and
+    memos with the lifecycle's tolerance policy, and records the result as facts: ``status``,
+    ``payable`` (in the invoice's currency), ``findings`` and ``overrides``.
+    """
 
     name: ClassVar[str] = "match"
     verb: ClassVar[str] = "record a match result"
+    decided: ClassVar[tuple[str, ...]] = ("status", "payable", "findings", "overrides")
     invoice_id: InvoiceId = f.text()
-    status: InvoiceStatus = f.enum_field(InvoiceStatus)
-    payable: Money = f.money()
+    accept: tuple[AcceptFinding, ...] = f.tuple_of(AcceptFinding)
+    status: InvoiceStatus | None = f.enum_field(InvoiceStatus, optional=True)
+    """Decided: the match status the engine found."""
+    payable: Money | None = f.money(optional=True)
+    """Decided: what may be paid on the invoice now."""
     findings: tuple[str, ...] = f.tuple_of_str()
-    """The result's findings as sentences (for the audit trail)."""
+    """Decided: the result's findings as sentences (for the audit trail)."""
     overrides: tuple[str, ...] = f.tuple_of_str()
-    """Overrides granted on this match, as sentences."""
+    """Decided: overrides granted on this match, as sentences."""
 
 
 @attrs.frozen(kw_only=True)

@@ -84,6 +84,7 @@ from potrack.exceptions import (
     ReplayError,
     TransitionRefusedError,
 )
+from potrack.matching import TolerancePolicy
 from potrack.numbering import NumberingScheme
 from potrack.records import (
     Acknowledgement,
@@ -101,7 +102,10 @@ from potrack.records import (
     DispatchNotice,
     FieldChange,
     FlaggedIssue,
+    GoodsReceipt,
+    GoodsReturn,
     Hold,
+    Invoice,
     InvoiceId,
     InvoiceKind,
     InvoiceProgress,
@@ -131,6 +135,7 @@ __all__ = [
     "BillingStatus",
     "DepartmentAccess",
     "MatchStatus",
+    "PODocuments",
     "PaymentStatus",
     "Progress",
     "PurchaseOrderLifecycle",
@@ -662,6 +667,22 @@ class _Context:
     actor: Actor
     at: datetime
     machine: Any
+    documents: PODocuments | None = None
+
+
+@attrs.frozen(kw_only=True)
+class PODocuments:
+    """The stored documents of one PO that recording a match needs (the engine's inputs).
+
+    ``invoices`` are the PO's invoices and credit memos in the order they were recorded;
+    ``supplier_invoices`` the supplier's invoices on any PO in the order they were recorded (for
+    duplicate detection).  :class:`~potrack.service.Purchasing` loads them from its store.
+    """
+
+    receipts: tuple[GoodsReceipt, ...] = ()
+    returns: tuple[GoodsReturn, ...] = ()
+    invoices: tuple[Invoice, ...] = ()
+    supplier_invoices: tuple[Invoice, ...] = ()
 
 
 S = POState
@@ -979,10 +1000,16 @@ def _g_match(c: _Context) -> Iterable[str]:
     if inv is None:
         yield f"invoice {e.invoice_id} is not recorded on {c.doc.label}"
         return
-    if e.status is InvoiceStatus.PENDING:
-        yield "a match result is matched, within tolerance, held or awaiting receipt — not pending"
-    if e.payable.amount < 0:
-        yield f"the payable amount cannot be negative ({e.payable.amount})"
+    if c.documents is None:
+        yield (
+            "recording a match runs the matching engine on the PO's receipts, returns and "
+            "invoices: apply it through Purchasing, or pass the PO's documents"
+        )
+    elif not any(d.id == e.invoice_id for d in c.documents.invoices):
+        yield f"invoice {e.invoice_id} is not among the PO's stored documents"
+    for a in e.accept:
+        if not a.reason.strip():
+            yield f"accepting {a.code} needs a reason a reviewer can read"
 
 
 def _payable_in_po_currency(c: _Context, invoice_id: str, amount: Money) -> Decimal:
@@ -994,8 +1021,10 @@ def _payable_in_po_currency(c: _Context, invoice_id: str, amount: Money) -> Deci
 def _g_match_amount(c: _Context) -> Iterable[str]:
     e: RecordMatch = c.event
     inv = c.doc.invoice(e.invoice_id)
-    if inv is None:
+    if inv is None or e.payable is None:
         return
+    if e.payable.amount < 0:
+        yield f"the payable amount cannot be negative ({e.payable.amount})"
     payable = _payable_in_po_currency(c, e.invoice_id, e.payable)
     if inv.kind is InvoiceKind.INVOICE and payable > inv.amount:
         yield (f"payable {payable} exceeds the invoice's amount {inv.amount} {c.doc.currency}")
@@ -1277,6 +1306,89 @@ def _c_accept(c: _Context) -> Event:
 def _c_revise(c: _Context) -> Event:
     e: ReviseOrder = c.event
     return _c_revision(c, e.changes, e.add_lines, e)
+
+
+def _c_match(c: _Context) -> Event:
+    """Run the matching engine on the PO's documents; grant the overrides the sender may grant."""
+    from potrack import matching
+
+    e: RecordMatch = c.event
+    po: PurchaseOrder = c.doc
+    docs = c.documents
+    assert docs is not None
+    position = next(i for i, d in enumerate(docs.invoices) if d.id == e.invoice_id)
+    invoice = docs.invoices[position]
+    earlier = docs.invoices[:position]
+    theirs = list(docs.supplier_invoices)
+    cut = next((i for i, d in enumerate(theirs) if d.id == invoice.id), len(theirs))
+    machine = c.machine
+    supplier = machine.suppliers.supplier(po.supplier_id)
+
+    def run(overrides: Sequence[Any]) -> Any:
+        return matching.match(
+            invoice,
+            po,
+            receipts=docs.receipts,
+            returns=docs.returns,
+            earlier=earlier,
+            supplier_invoices=theirs[:cut],
+            policy=machine.tolerances,
+            supplier=supplier,
+            overrides=overrides,
+        )
+
+    result = run(())
+    if e.accept:
+        if not (c.actor.roles & machine.override_roles):
+            raise NotPermittedError(
+                po.label,
+                po.state.value,
+                e.verb,
+                [
+                    f"{c.actor.id} may not accept matching findings (that takes "
+                    f"{', '.join(sorted(machine.override_roles))})"
+                ],
+                c.actor.id,
+            )
+        granted = []
+        for a in e.accept:
+            finding = next(
+                (
+                    f
+                    for f in result.findings
+                    if f.code.value == a.code and f.invoice_line_no == a.invoice_line_no
+                ),
+                None,
+            )
+            if finding is None or not finding.blocking:
+                where = "the header" if a.invoice_line_no is None else f"line {a.invoice_line_no}"
+                raise TransitionRefusedError(
+                    po.label,
+                    po.state.value,
+                    e.verb,
+                    [f"the match of {invoice.id} has no blocking {a.code} finding on {where}"],
+                    c.actor.id,
+                )
+            granted.append(
+                matching.Override(
+                    invoice_id=invoice.id,
+                    code=finding.code,
+                    invoice_line_no=finding.invoice_line_no,
+                    by=c.actor.id,
+                    reason=a.reason,
+                    at=c.at,
+                    accepted_variance=None if finding.variance is None else abs(finding.variance),
+                )
+            )
+        result = run(granted)
+    fact = result.to_event(po.currency)
+    return attrs.evolve(
+        e,
+        status=fact.status,
+        payable=fact.payable,
+        findings=fact.findings,
+        overrides=fact.overrides,
+    )
 
 
 def _c_receive(c: _Context) -> Event:
@@ -1643,6 +1755,8 @@ _MATCH_EVENTS = {
 
 
 def _e_match(b: _PO, e: RecordMatch, actor: ActorId, at: datetime) -> tuple[str, ...]:
+    if e.status is None or e.payable is None:
+        raise ReplayError(f"a match record of {e.invoice_id} carries no status or payable amount")
     inv = b.invoices[e.invoice_id]
     inv.status = e.status
     rate = inv.rate
@@ -1972,9 +2086,10 @@ PO_TRANSITIONS: tuple[TransitionRule, ...] = (
         {S.IN_FULFILMENT, S.CLOSED},
         _e_match,
         roles=frozenset({Role.AP_CLERK, Role.SYSTEM}),
-        guards=(_g_match, _g_match_amount),
+        guards=(_g_match,),
+        complete=_c_match,
         settles=True,
-        summary="the outcome of matching one invoice",
+        summary="match one invoice with the engine and record the outcome (the library computes it)",
     ),
     _rule(
         RecordPayment,
@@ -2384,7 +2499,12 @@ class _Machine(Generic[D]):
     access: AccessPolicy = DepartmentAccess()
 
     def _apply(
-        self, doc: D | None, event: Event, actor: Actor | ActorId, at: datetime
+        self,
+        doc: D | None,
+        event: Event,
+        actor: Actor | ActorId,
+        at: datetime,
+        documents: PODocuments | None = None,
     ) -> Applied[D]:
         if not isinstance(event, Event):
             raise TransitionRefusedError(
@@ -2419,7 +2539,7 @@ class _Machine(Generic[D]):
                 label, state_name, event.verb, [_describe_state(current)], actor.id
             )
         event = _prepare(event, actor, at)
-        context = _Context(current, event, actor, at, self)
+        context = _Context(current, event, actor, at, self, documents)
         not_permitted = self._permission(current, row, actor, event)
         if not not_permitted:
             not_permitted = self.access.problems(actor, current, event, self._roles(row))
@@ -2592,6 +2712,10 @@ class PurchaseOrderLifecycle(_Machine[PurchaseOrder]):
             frozenset({"warehouse"})}``).
         access: who may act on which document beyond the table's roles (default
             :class:`DepartmentAccess`: buyers on their own department's documents).
+        tolerances: the tolerance policy recording a match runs the engine with (default:
+            :class:`~potrack.matching.TolerancePolicy`'s default, exact matching).
+        override_roles: roles whose holders may accept a matching finding with a reason
+            (default: ``match_override``).
     """
 
     aggregate = "purchase_order"
@@ -2614,9 +2738,13 @@ class PurchaseOrderLifecycle(_Machine[PurchaseOrder]):
         keep_decisions_on_reroute: bool | None = None,
         role_overrides: Mapping[str, Iterable[str]] | None = None,
         access: AccessPolicy | None = None,
+        tolerances: TolerancePolicy | None = None,
+        override_roles: Iterable[str] = (Role.MATCH_OVERRIDE,),
     ) -> None:
         super().__init__()
         self.access = access if access is not None else DepartmentAccess()
+        self.tolerances = tolerances if tolerances is not None else TolerancePolicy()
+        self.override_roles = frozenset(override_roles)
         self.router = router
         self.directory = directory or (router.directory if router else None)
         self.suppliers = as_suppliers(
@@ -2686,7 +2814,13 @@ class PurchaseOrderLifecycle(_Machine[PurchaseOrder]):
         return self._apply(None, event, actor, at)
 
     def apply(
-        self, po: PurchaseOrder, event: Event, actor: Actor | ActorId, at: datetime
+        self,
+        po: PurchaseOrder,
+        event: Event,
+        actor: Actor | ActorId,
+        at: datetime,
+        *,
+        documents: PODocuments | None = None,
     ) -> Applied[PurchaseOrder]:
         """Apply one command: a pure function of its arguments (and this configuration).
 
@@ -2702,8 +2836,12 @@ class PurchaseOrderLifecycle(_Machine[PurchaseOrder]):
                 scope, segregation of duties, unknown to the directory or described otherwise);
                 :class:`~potrack.exceptions.DecidedFieldError` when it carries a value the
                 library decides.
+
+        ``documents`` are the PO's stored receipts, returns and invoices: recording a match
+        (:class:`~potrack.events.RecordMatch`) runs the matching engine on them, and is refused
+        without them.
         """
-        return self._apply(po, event, actor, at)
+        return self._apply(po, event, actor, at, documents)
 
 
 class RequisitionLifecycle(_Machine[Requisition]):

@@ -39,12 +39,13 @@ from potrack.events import (
     RecordCreditMemo,
     RecordInspection,
     RecordInvoice,
+    RecordMatch,
     RecordPayment,
     ReturnGoods,
     TransitionRecord,
 )
 from potrack.exceptions import ConfigurationError, ConflictError, DecidedFieldError, PotrackError
-from potrack.lifecycle import Applied, PurchaseOrderLifecycle, RequisitionLifecycle
+from potrack.lifecycle import Applied, PODocuments, PurchaseOrderLifecycle, RequisitionLifecycle
 from potrack.numbering import BlockAllocator, GaplessAllocator, NumberingContext
 from potrack.records import (
     Actor,
@@ -192,7 +193,8 @@ class Purchasing:
             if early is not None and early[0] == po.version:
                 applied = early[1]  # applied to this very version before the unit opened
             else:
-                applied = self.lifecycle.apply(po, event, actor, at)
+                documents = self._documents(uow, po) if isinstance(event, RecordMatch) else None
+                applied = self.lifecycle.apply(po, event, actor, at, documents=documents)
             self._store(uow, applied, event)
         return applied
 
@@ -210,6 +212,16 @@ class Purchasing:
             return po.version, self.lifecycle.apply(po, event, actor, at)
         except PotrackError:
             return None  # refused (or a duplicate): the writing unit says so, in order
+
+    @staticmethod
+    def _documents(uow: UnitOfWork, po: PurchaseOrder) -> PODocuments:
+        """The stored documents the matching engine needs to match an invoice of ``po``."""
+        return PODocuments(
+            receipts=uow.receipts.for_po(po.id),
+            returns=uow.returns.for_po(po.id),
+            invoices=uow.invoices.for_po(po.id),
+            supplier_invoices=uow.invoices.for_supplier(po.supplier_id),
+        )
 
     def _number_before(self, po_id: str, event: Event, at: datetime) -> str | None:
         """Fast (block) numbers are taken before the unit of work opens (they may leave gaps)."""

@@ -21,7 +21,8 @@ from typing import Any
 
 from potrack import approval as ap
 from potrack.events import Event, Issue, RecordDecision, SubmitForApproval
-from potrack.lifecycle import PurchaseOrderLifecycle, RequisitionLifecycle
+from potrack.lifecycle import Applied, PODocuments, PurchaseOrderLifecycle, RequisitionLifecycle
+from potrack.matching import TolerancePolicy
 from potrack.memory import InMemoryDirectory, InMemoryStore
 from potrack.money import money
 from potrack.numbering import GaplessAllocator, NumberingContext, NumberingScheme
@@ -30,6 +31,7 @@ from potrack.records import (
     ActorId,
     Decision,
     GoodsReceipt,
+    GoodsReturn,
     Invoice,
     InvoiceId,
     InvoiceLine,
@@ -73,6 +75,7 @@ class Scenario:
         default_match_level: matching level of lines that set none.
         policy: replace the default approval policy.
         start: the moment ``at(0)`` stands for.
+        tolerances: the tolerance policy recording a match runs the engine with (default: exact).
     """
 
     def __init__(
@@ -82,6 +85,7 @@ class Scenario:
         default_match_level: MatchLevel = MatchLevel.THREE_WAY,
         policy: ap.Policy | None = None,
         start: datetime = T0,
+        tolerances: TolerancePolicy | None = None,
     ) -> None:
         self.start = start
         self.clock = ManualClock(start)
@@ -180,9 +184,11 @@ class Scenario:
             numbering=self.scheme,
             default_match_level=default_match_level,
             over_receipt_allowance=over_receipt_allowance,
+            tolerances=tolerances,
         )
         self.requisitions = RequisitionLifecycle(router=self.router)
         self._ids = itertools.count(1)
+        self._documents: list[GoodsReceipt | GoodsReturn | Invoice] = []
 
     # -- time and ids ----------------------------------------------------------------------------
 
@@ -232,10 +238,45 @@ class Scenario:
         return PurchaseOrder(**fields)
 
     def apply(
-        self, po: PurchaseOrder, event: Event, actor: Actor, days: float = 0
+        self, po: PurchaseOrder, event: Event, actor: Actor | ActorId, days: float = 0
     ) -> PurchaseOrder:
-        """Apply an event and return the new PO (raising what the lifecycle raises)."""
-        return self.lifecycle.apply(po, event, actor, self.at(days)).document
+        """Apply a command and return the new PO (raising what the lifecycle raises).
+
+        The scenario keeps the receipts, returns, invoices and memos it applied, and hands them
+        to the lifecycle as a store would: recording a match runs the engine on them.
+        """
+        return self.applied(po, event, actor, days).document
+
+    def applied(
+        self, po: PurchaseOrder, event: Event, actor: Actor | ActorId, days: float = 0
+    ) -> Applied[PurchaseOrder]:
+        """Like :meth:`apply`, returning the lifecycle's whole answer (document and record)."""
+        applied = self.lifecycle.apply(
+            po, event, actor, self.at(days), documents=self.documents(po)
+        )
+        if applied.record is not None and not applied.duplicate:
+            self._keep(applied.record.event)
+        return applied
+
+    def documents(self, po: PurchaseOrder) -> PODocuments:
+        """The documents of ``po`` applied through :meth:`apply`, in order."""
+        mine = [d for d in self._documents if getattr(d, "po_id", None) == po.id]
+        return PODocuments(
+            receipts=tuple(d for d in mine if isinstance(d, GoodsReceipt)),
+            returns=tuple(d for d in mine if isinstance(d, GoodsReturn)),
+            invoices=tuple(d for d in mine if isinstance(d, Invoice)),
+            supplier_invoices=tuple(
+                d
+                for d in self._documents
+                if isinstance(d, Invoice) and d.supplier_id == po.supplier_id
+            ),
+        )
+
+    def _keep(self, event: Event) -> None:
+        for name in ("receipt", "goods_return", "invoice", "memo"):
+            document = getattr(event, name, None)
+            if isinstance(document, GoodsReceipt | GoodsReturn | Invoice):
+                self._documents.append(document)
 
     def draft_po(self, **kw: Any) -> PurchaseOrder:
         """A created draft PO (see :meth:`po_document` for the arguments)."""
@@ -361,6 +402,8 @@ class Scenario:
             numbering=self.scheme,
             default_match_level=self.lifecycle.default_match_level,
             over_receipt_allowance=self.lifecycle.over_receipt_allowance,
+            tolerances=self.lifecycle.tolerances,
+            access=self.lifecycle.access,
         )
         clone.requisitions = RequisitionLifecycle(router=clone.router)
         return clone
