@@ -41,10 +41,10 @@ import csv
 import hashlib
 import hmac
 import json
-import os
 import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TextIO, runtime_checkable
@@ -65,6 +65,7 @@ __all__ = [
     "AuditedStore",
     "ChainKey",
     "Finding",
+    "TrailFile",
     "TrailSource",
     "chain_hash",
     "content_hash",
@@ -327,6 +328,16 @@ class TrailSource(AuditedStore, Protocol):
 
     def outbox_messages(self) -> Iterator[OutboxMessage]:
         """The whole outbox in sequence order."""
+        ...
+
+
+@runtime_checkable
+class TrailFile(Protocol):
+    """**Protocol:** a database :func:`verify` opens read-only itself (a SQLite store, or
+    :class:`potrack.sqlite.SQLiteFile`)."""
+
+    def read_only_trail(self) -> AbstractContextManager[TrailSource]:
+        """The database opened read-only, in one snapshot."""
         ...
 
 
@@ -723,7 +734,7 @@ def verify_rows(
 
 
 def verify(
-    store: AuditedStore | str | os.PathLike[str],
+    store: AuditedStore | TrailFile,
     anchor: tuple[int, str] | str | None = None,
     *,
     keys: Mapping[str, bytes] | Iterable[ChainKey] | None = None,
@@ -740,21 +751,23 @@ def verify(
       against the events that carried them;
     * the outbox against the records that wrote it.
 
-    A SQLite store (or a path to its file) is opened read-only: verifying never changes it.
+    A SQLite store, or a file named with :class:`potrack.sqlite.SQLiteFile`, is opened
+    read-only (:class:`TrailFile`): verifying never changes it.
+
+    >>> import tempfile, os
+    >>> from potrack.sqlite import SQLiteFile, SQLiteStore
+    >>> path = os.path.join(tempfile.mkdtemp(), "po.sqlite")
+    >>> SQLiteStore(path).close()
+    >>> verify(SQLiteFile(path)).ok
+    True
 
     Raises:
         ValidationError: the store keeps no audit trail, or the anchor is malformed.
         StorageError: the file is not a potrack database of this schema version (empty, foreign,
             older or newer).
     """
-    if isinstance(store, str | os.PathLike):
-        from potrack.sqlite import open_trail
-
-        with open_trail(store) as trail:
-            return verify(trail, anchor, keys=keys, keyed_from=keyed_from)
-    opener = getattr(store, "read_only_trail", None)
-    if callable(opener):
-        with opener() as opened:
+    if isinstance(store, TrailFile):
+        with store.read_only_trail() as opened:
             return verify(opened, anchor, keys=keys, keyed_from=keyed_from)
     if not isinstance(store, AuditedStore):
         raise ValidationError(
