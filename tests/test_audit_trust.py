@@ -594,3 +594,23 @@ def test_cli_verifies_a_keyed_chain_with_key_files(keyed_demo: Path, tmp_path: P
     assert status == 0 and "keyed links NOT checked (no key given for 2026-q4)" in text
     status, text = _cli("audit", "verify", str(keyed_demo), "--key", "no-equals-sign")
     assert status == 2 and "KEY_ID=FILE" in text
+
+
+def test_the_memory_store_keys_its_chain_too() -> None:
+    from potrack.events import AddComment
+    from potrack.memory import InMemoryStore
+    from potrack.service import Purchasing
+    from potrack.testing.scenario import Scenario
+
+    s = Scenario()
+    store = InMemoryStore(chain_key=KEY)
+    svc = Purchasing(store, s.lifecycle)
+    po = svc.create_order(s.po_document(), s.buyer, s.at(0)).document
+    svc.order(po.id, AddComment(text="keyed"), s.buyer, s.at(1))
+    rows = list(store.audit_rows())
+    assert {r.scheme for r in rows} == {"hmac-sha256:2026-q4"}
+    assert audit.verify(store, keys=[KEY]).ok
+    assert audit.verify(store).unchecked_keys == ("2026-q4",)
+    forged = [*rows[:1], audit.seal(rows[1])]  # re-sealed without the key
+    report = audit.verify_rows(forged, keys=[KEY])
+    assert (report.problem, report.position) == ("unkeyed", 2)
