@@ -333,7 +333,7 @@ MATRIX: list[tuple[Edit, str | None, str | None, str | None]] = [
     (forged_save, "document differs", "document differs", "document differs"),
     (edit_invoice_row, "attachment differs", "attachment differs", "attachment differs"),
     (edit_outbox, "outbox edited", "outbox edited", "outbox edited"),
-    (delete_outbox, "outbox edited", "outbox edited", "outbox edited"),
+    (delete_outbox, "outbox missing", "outbox missing", "outbox missing"),
 ]
 
 
@@ -614,3 +614,24 @@ def test_the_memory_store_keys_its_chain_too() -> None:
     forged = [*rows[:1], audit.seal(rows[1])]  # re-sealed without the key
     report = audit.verify_rows(forged, keys=[KEY])
     assert (report.problem, report.position) == ("unkeyed", 2)
+
+
+@pytest.mark.parametrize(
+    ("edit", "found"),
+    [
+        ("DELETE FROM outbox WHERE seq = 7", [("outbox missing", "outbox")]),
+        ("UPDATE outbox SET actor = 'mallory' WHERE seq = 7", [("outbox edited", "outbox 7")]),
+        (
+            "INSERT INTO outbox (name, aggregate, aggregate_id, version, at_us, actor, event, data) "
+            "SELECT 'po_cancelled', aggregate, aggregate_id, version, at_us, actor, event, data "
+            "FROM outbox WHERE seq = 45",
+            [("outbox inserted", "outbox 46")],
+        ),
+    ],
+    ids=["deleted", "edited", "appended"],
+)
+def test_one_outbox_edit_is_one_finding(db: Path, edit: str, found: list[tuple[str, str]]) -> None:
+    with _Raw(db) as conn:
+        conn.execute(edit)
+    report = audit.verify(SQLiteFile(db))
+    assert [(f.kind, f.subject) for f in report.findings] == found

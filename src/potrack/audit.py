@@ -672,17 +672,45 @@ def _message_tuple(message: OutboxMessage) -> tuple[Any, ...]:
 
 
 class _OutboxCheck:
-    """Walks the outbox beside the trail: each record's messages, in order."""
+    """Walks the outbox beside the trail: each record's messages, in order.  One message of
+    look-ahead tells a deleted or an inserted message from an edited one (no cascade of
+    findings after one deletion)."""
 
     def __init__(self, messages: Iterable[OutboxMessage], findings: _Findings) -> None:
         self.messages = iter(messages)
         self.findings = findings
-        self.next: OutboxMessage | None = next(self.messages, None)
+        self.queue: list[OutboxMessage] = []
         self.started = False
+        self.held: tuple[tuple[Any, ...], int] | None = None
+        """An expected message not yet placed: missing, or the current one's edited form."""
+
+    def _peek(self, i: int = 0) -> OutboxMessage | None:
+        while len(self.queue) <= i:
+            message = next(self.messages, None)
+            if message is None:
+                return None
+            self.queue.append(message)
+        return self.queue[i]
+
+    def _take(self) -> None:
+        self.queue.pop(0)
+
+    def _edited(self, message: OutboxMessage, position: int) -> None:
+        self.findings.add(
+            "outbox edited",
+            None,
+            f"message {message.seq} differs from what the record at position {position} wrote",
+            f"outbox {message.seq}",
+        )
+
+    def _missing(self, expected: tuple[Any, ...], position: int) -> None:
+        self.findings.add(
+            "outbox missing", None, f"no message {expected[0]} for position {position}", "outbox"
+        )
 
     def check(self, record: dict[str, Any], row: AuditRow) -> None:
         for expected in _expected_messages(record, row):
-            message = self.next
+            message = self._peek()
             # Records from before the outbox existed (schema 1) wrote no messages: the outbox
             # starts at the first record whose message it holds.
             if (
@@ -692,30 +720,56 @@ class _OutboxCheck:
             ):
                 continue
             self.started = True
-            if message is None:
+            self._place(expected, row.position)
+
+    def _place(self, expected: tuple[Any, ...], position: int) -> None:
+        message = self._peek()
+        if self.held is not None:
+            held, held_at = self.held
+            self.held = None
+            if message is not None and _message_tuple(message) == expected:
+                self._missing(held, held_at)  # the held one was deleted
+                self._take()
+                return
+            if message is not None:
+                self._edited(message, held_at)
+                self._take()
+            else:
+                self._missing(held, held_at)
+            message = self._peek()
+        if message is None:
+            self._missing(expected, position)
+        elif _message_tuple(message) == expected:
+            self._take()
+        else:
+            after = self._peek(1)
+            if after is not None and _message_tuple(after) == expected:
                 self.findings.add(
-                    "outbox missing",
+                    "outbox inserted",
                     None,
-                    f"no message {expected[0]} for position {row.position}",
-                    "outbox",
-                )
-                continue
-            if _message_tuple(message) != expected:
-                self.findings.add(
-                    "outbox edited",
-                    None,
-                    f"message {message.seq} differs from what the record at position "
-                    f"{row.position} wrote",
+                    "no record wrote this message",
                     f"outbox {message.seq}",
                 )
-            self.next = next(self.messages, None)
+                self._take()
+                self._take()
+            else:
+                self.held = (expected, position)
 
     def close(self) -> None:
-        while self.next is not None:
+        if self.held is not None:
+            held, held_at = self.held
+            self.held = None
+            message = self._peek()
+            if message is None:
+                self._missing(held, held_at)
+            else:
+                self._edited(message, held_at)
+                self._take()
+        while (message := self._peek()) is not None:
             self.findings.add(
-                "outbox inserted", None, "no record wrote this message", f"outbox {self.next.seq}"
+                "outbox inserted", None, "no record wrote this message", f"outbox {message.seq}"
             )
-            self.next = next(self.messages, None)
+            self._take()
 
 
 def verify_rows(
