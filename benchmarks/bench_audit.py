@@ -20,7 +20,7 @@ from benchmarks._harness import Benchmark, Result, peak_mb
 from potrack.audit import verify
 from potrack.events import AddComment
 from potrack.service import Purchasing
-from potrack.sqlite import SQLiteStore
+from potrack.sqlite import SQLiteFile, SQLiteStore
 from potrack.testing.scenario import Scenario
 
 PER_PO = 10
@@ -75,7 +75,7 @@ def verify_at(records: int, goal_mb: float | None = None) -> Any:
         size = 2_000 if smoke else records
         path = _trail(size)
         start = time.perf_counter()
-        report = verify(path)
+        report = verify(SQLiteFile(path))
         took = time.perf_counter() - start
         if not report.ok or report.checked != size:
             raise RuntimeError(f"{path}: {report}")

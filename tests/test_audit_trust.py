@@ -28,7 +28,7 @@ from potrack.events import TransitionRecord
 from potrack.exceptions import StorageError, ValidationError
 from potrack.lifecycle import replay
 from potrack.serialization import dumps, loads
-from potrack.sqlite import SQLiteStore
+from potrack.sqlite import SQLiteFile, SQLiteStore
 
 KEY = audit.ChainKey("2026-q4", b"k" * 32)
 
@@ -333,7 +333,7 @@ MATRIX: list[tuple[Edit, str | None, str | None, str | None]] = [
     (forged_save, "document differs", "document differs", "document differs"),
     (edit_invoice_row, "attachment differs", "attachment differs", "attachment differs"),
     (edit_outbox, "outbox edited", "outbox edited", "outbox edited"),
-    (delete_outbox, "outbox edited", "outbox edited", "outbox edited"),
+    (delete_outbox, "outbox missing", "outbox missing", "outbox missing"),
 ]
 
 
@@ -357,17 +357,19 @@ def test_tamper_matrix(
         copy = tmp_path / f"{mode}.sqlite"
         shutil.copy(source, copy)
         keys = [KEY] if mode == "keyed" else None
-        before = audit.verify(copy, keys=keys)
+        before = audit.verify(SQLiteFile(copy), keys=keys)
         assert before.ok, str(before)
         with _Raw(copy) as conn:
             edit(conn)
         if mode == "plain":
-            assert _verdict(audit.verify(copy)) == plain, str(audit.verify(copy))
-            got = _verdict(audit.verify(copy, before.head))
-            assert got == anchored, str(audit.verify(copy, before.head))
+            assert _verdict(audit.verify(SQLiteFile(copy))) == plain, str(
+                audit.verify(SQLiteFile(copy))
+            )
+            got = _verdict(audit.verify(SQLiteFile(copy), before.head))
+            assert got == anchored, str(audit.verify(SQLiteFile(copy), before.head))
         else:
-            assert _verdict(audit.verify(copy, keys=keys)) == keyed, str(
-                audit.verify(copy, keys=keys)
+            assert _verdict(audit.verify(SQLiteFile(copy), keys=keys)) == keyed, str(
+                audit.verify(SQLiteFile(copy), keys=keys)
             )
 
 
@@ -376,7 +378,7 @@ def test_every_differing_document_is_reported_not_just_the_first(db: Path) -> No
         forged_save(conn)
         edit_po_row(conn)
         edit_invoice_row(conn)
-    report = audit.verify(db)
+    report = audit.verify(SQLiteFile(db))
     assert not report.ok and report.found == 3
     subjects = sorted(f.subject for f in report.findings)
     assert subjects[1:] == ["purchase_order PO-1", "purchase_order PO-2"]
@@ -391,7 +393,7 @@ def test_a_document_saved_with_no_trail_at_all_is_reported(db: Path) -> None:
             "INSERT INTO purchase_orders SELECT 'PO-3', version, NULL, supplier_id, 'approved', "
             "created_us, replace(doc, '\"PO-2\"', '\"PO-3\"') FROM purchase_orders WHERE id = 'PO-2'"
         )
-    report = audit.verify(db)
+    report = audit.verify(SQLiteFile(db))
     assert [(f.kind, f.subject) for f in report.findings] == [
         ("document without trail", "purchase_order PO-3")
     ]
@@ -417,12 +419,12 @@ def test_a_keyed_chain_names_its_key_and_verifies_across_rotation(tmp_path: Path
     svc.order(po.id, AddComment(text="after rotation"), s.buyer)
     rows = list(SQLiteStore(path).audit_rows())
     assert [r.scheme for r in rows] == ["hmac-sha256:2026-q4", "hmac-sha256:2027-q1"]
-    assert audit.verify(path, keys=[old, new]).ok
-    missing = audit.verify(path, keys=[new])
+    assert audit.verify(SQLiteFile(path), keys=[old, new]).ok
+    missing = audit.verify(SQLiteFile(path), keys=[new])
     assert (missing.problem, missing.position) == ("unknown key", 1)
-    wrong = audit.verify(path, keys={"2026-q4": b"x" * 32, "2027-q1": new.secret})
+    wrong = audit.verify(SQLiteFile(path), keys={"2026-q4": b"x" * 32, "2027-q1": new.secret})
     assert (wrong.problem, wrong.position) == ("forged", 1)
-    unchecked = audit.verify(path)
+    unchecked = audit.verify(SQLiteFile(path))
     assert unchecked.ok and unchecked.unchecked_keys == ("2026-q4", "2027-q1")
     assert "NOT checked" in str(unchecked)
 
@@ -456,9 +458,9 @@ def test_malformed_anchors_are_refused(text: str) -> None:
 
 
 def test_an_upper_case_anchor_is_the_same_digest(demo: Path) -> None:
-    head = audit.verify(demo).head
+    head = audit.verify(SQLiteFile(demo)).head
     upper = f"{head[0]}:{head[1].upper()}"
-    assert audit.verify(demo, upper).ok
+    assert audit.verify(SQLiteFile(demo), upper).ok
     status, text = _cli("audit", "verify", str(demo), "--anchor", upper)
     assert status == 0 and "intact" in text
 
@@ -487,7 +489,7 @@ def _fingerprint(path: Path) -> dict[str, str]:
 def test_verify_opens_read_only_and_changes_nothing(db: Path) -> None:
     before = _fingerprint(db)
     assert _cli("audit", "verify", str(db))[0] == 0
-    assert audit.verify(db).ok and audit.verify(str(db)).ok
+    assert audit.verify(SQLiteFile(db)).ok and audit.verify(SQLiteFile(str(db))).ok
     assert _fingerprint(db) == before
 
 
@@ -521,7 +523,7 @@ def test_an_older_schema_is_reported_not_migrated(db: Path) -> None:
     assert status == 2 and "older potrack (schema version 2" in text
     assert _fingerprint(db) == before
     with pytest.raises(StorageError, match="older potrack"):
-        audit.verify(db)
+        audit.verify(SQLiteFile(db))
 
 
 def test_a_text_file_is_reported(tmp_path: Path) -> None:
@@ -600,3 +602,44 @@ def test_cli_verifies_a_keyed_chain_with_key_files(keyed_demo: Path, tmp_path: P
     assert status == 0 and "keyed links NOT checked (no key given for 2026-q4)" in text
     status, text = _cli("audit", "verify", str(keyed_demo), "--key", "no-equals-sign")
     assert status == 2 and "KEY_ID=FILE" in text
+
+
+def test_the_memory_store_keys_its_chain_too() -> None:
+    from potrack.events import AddComment
+    from potrack.memory import InMemoryStore
+    from potrack.service import Purchasing
+    from potrack.testing.scenario import Scenario
+
+    s = Scenario()
+    store = InMemoryStore(chain_key=KEY)
+    svc = Purchasing(store, s.lifecycle)
+    po = svc.create_order(s.po_document(), s.buyer, s.at(0)).document
+    svc.order(po.id, AddComment(text="keyed"), s.buyer, s.at(1))
+    rows = list(store.audit_rows())
+    assert {r.scheme for r in rows} == {"hmac-sha256:2026-q4"}
+    assert audit.verify(store, keys=[KEY]).ok
+    assert audit.verify(store).unchecked_keys == ("2026-q4",)
+    forged = [*rows[:1], audit.seal(rows[1])]  # re-sealed without the key
+    report = audit.verify_rows(forged, keys=[KEY])
+    assert (report.problem, report.position) == ("unkeyed", 2)
+
+
+@pytest.mark.parametrize(
+    ("edit", "found"),
+    [
+        ("DELETE FROM outbox WHERE seq = 7", [("outbox missing", "outbox")]),
+        ("UPDATE outbox SET actor = 'mallory' WHERE seq = 7", [("outbox edited", "outbox 7")]),
+        (
+            "INSERT INTO outbox (name, aggregate, aggregate_id, version, at_us, actor, event, data) "
+            "SELECT 'po_cancelled', aggregate, aggregate_id, version, at_us, actor, event, data "
+            "FROM outbox WHERE seq = 45",
+            [("outbox inserted", "outbox 46")],
+        ),
+    ],
+    ids=["deleted", "edited", "appended"],
+)
+def test_one_outbox_edit_is_one_finding(db: Path, edit: str, found: list[tuple[str, str]]) -> None:
+    with _Raw(db) as conn:
+        conn.execute(edit)
+    report = audit.verify(SQLiteFile(db))
+    assert [(f.kind, f.subject) for f in report.findings] == found

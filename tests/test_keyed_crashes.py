@@ -19,7 +19,7 @@ import pytest
 from potrack import audit
 from potrack.events import AddComment, SubmitForApproval
 from potrack.service import Purchasing
-from potrack.sqlite import SQLiteStore
+from potrack.sqlite import SQLiteFile, SQLiteStore
 from potrack.testing.scenario import Scenario
 
 KEY = audit.ChainKey("crash-test", b"c" * 32)
@@ -81,7 +81,7 @@ def test_a_keyed_store_killed_at_every_step_verifies(tmp_path: Path, statements:
         SQLiteStore(path).close()
         status = _in_child(path, crash_at)
         assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, crash_at
-        report = audit.verify(path, keys=[KEY])
+        report = audit.verify(SQLiteFile(path), keys=[KEY])
         assert report.ok, f"crash before statement {crash_at}: {report}"
         conn = sqlite3.connect(path)
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
@@ -98,6 +98,6 @@ def test_a_keyed_store_killed_at_every_step_verifies(tmp_path: Path, statements:
                 "PO-C", AddComment(text="after"), s.buyer
             )
         store.close()
-        after = audit.verify(path, keys=[KEY])
+        after = audit.verify(SQLiteFile(path), keys=[KEY])
         assert after.ok and after.checked == len(versions) + (1 if versions else 0), str(after)
     assert seen_versions == {0, 1, 2, 3}  # a crash before every commit, and none after the last

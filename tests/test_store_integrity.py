@@ -13,6 +13,8 @@ from typing import Any
 
 import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from potrack.exceptions import StorageError
 from potrack.memory import InMemoryStore
@@ -281,3 +283,66 @@ def test_the_conformance_kit_fails_a_store_that_rounds(tmp_path: Path, lossy: st
     assert [f.check for f in failures] == ["test_values_are_exact"]
     want = "98765432101.12" if lossy == "prices" else "2026-03-04 05:06:07+05:30"
     assert want in failures[0].message
+
+
+_Step = Any  # ("save", n) | ("next",) | ("nest", ok: bool, [steps])
+_steps = st.recursive(
+    st.one_of(
+        st.tuples(st.just("save"), st.integers(1, 6)),
+        st.tuples(st.just("next")),
+    ),
+    lambda inner: st.tuples(st.just("nest"), st.booleans(), st.lists(inner, max_size=4)),
+    max_leaves=12,
+)
+
+
+def _run(store: Store, steps: list[_Step], ok: bool) -> list[str]:
+    """Run ``steps`` in a unit of work of ``store`` that commits if ``ok``; what each step saw."""
+    seen: list[str] = []
+
+    def body(uow: Any, program: list[_Step]) -> None:
+        for step in program:
+            if step[0] == "save":
+                po_id = f"PO-{step[1]}"
+                found = uow.purchase_orders.get(po_id)
+                po = (
+                    sample_po(po_id)
+                    if found is None
+                    else attrs.evolve(found, version=found.version + 1)
+                )
+                uow.purchase_orders.save(po)
+                seen.append(f"{po_id}@{po.version}")
+            elif step[0] == "next":
+                seen.append(f"seq {uow.sequences.next_value('K')}")
+            else:
+                try:
+                    with store.unit_of_work() as inner:
+                        body(inner, step[2])
+                        if not step[1]:
+                            raise _Boom
+                except _Boom:
+                    seen.append("rolled back")
+
+    try:
+        with store.unit_of_work() as uow:
+            body(uow, steps)
+            if not ok:
+                raise _Boom
+    except _Boom:
+        pass
+    with store.unit_of_work() as uow:
+        seen.append(" ".join(f"{p.id}@{p.version}" for p in uow.purchase_orders.all()))
+        seen.append(f"seq {uow.sequences.current('K')}")
+    return seen
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.lists(_steps, max_size=5), st.booleans()), min_size=1, max_size=3))
+def test_nested_units_behave_the_same_on_both_stores(program: list[Any]) -> None:
+    import tempfile
+
+    memory = InMemoryStore()
+    sqlite = SQLiteStore(Path(tempfile.mkdtemp()) / "same.sqlite")
+    for steps, ok in program:
+        assert _run(memory, steps, ok) == _run(sqlite, steps, ok)
+    sqlite.close()

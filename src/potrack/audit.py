@@ -43,10 +43,10 @@ import csv
 import hashlib
 import hmac
 import json
-import os
 import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TextIO, runtime_checkable
@@ -67,6 +67,7 @@ __all__ = [
     "AuditedStore",
     "ChainKey",
     "Finding",
+    "TrailFile",
     "TrailSource",
     "chain_hash",
     "content_hash",
@@ -329,6 +330,16 @@ class TrailSource(AuditedStore, Protocol):
 
     def outbox_messages(self) -> Iterator[OutboxMessage]:
         """The whole outbox in sequence order."""
+        ...
+
+
+@runtime_checkable
+class TrailFile(Protocol):
+    """**Protocol:** a database :func:`verify` opens read-only itself (a SQLite store, or
+    :class:`potrack.sqlite.SQLiteFile`)."""
+
+    def read_only_trail(self) -> AbstractContextManager[TrailSource]:
+        """The database opened read-only, in one snapshot."""
         ...
 
 
@@ -663,17 +674,45 @@ def _message_tuple(message: OutboxMessage) -> tuple[Any, ...]:
 
 
 class _OutboxCheck:
-    """Walks the outbox beside the trail: each record's messages, in order."""
+    """Walks the outbox beside the trail: each record's messages, in order.  One message of
+    look-ahead tells a deleted or an inserted message from an edited one (no cascade of
+    findings after one deletion)."""
 
     def __init__(self, messages: Iterable[OutboxMessage], findings: _Findings) -> None:
         self.messages = iter(messages)
         self.findings = findings
-        self.next: OutboxMessage | None = next(self.messages, None)
+        self.queue: list[OutboxMessage] = []
         self.started = False
+        self.held: tuple[tuple[Any, ...], int] | None = None
+        """An expected message not yet placed: missing, or the current one's edited form."""
+
+    def _peek(self, i: int = 0) -> OutboxMessage | None:
+        while len(self.queue) <= i:
+            message = next(self.messages, None)
+            if message is None:
+                return None
+            self.queue.append(message)
+        return self.queue[i]
+
+    def _take(self) -> None:
+        self.queue.pop(0)
+
+    def _edited(self, message: OutboxMessage, position: int) -> None:
+        self.findings.add(
+            "outbox edited",
+            None,
+            f"message {message.seq} differs from what the record at position {position} wrote",
+            f"outbox {message.seq}",
+        )
+
+    def _missing(self, expected: tuple[Any, ...], position: int) -> None:
+        self.findings.add(
+            "outbox missing", None, f"no message {expected[0]} for position {position}", "outbox"
+        )
 
     def check(self, record: dict[str, Any], row: AuditRow) -> None:
         for expected in _expected_messages(record, row):
-            message = self.next
+            message = self._peek()
             # Records from before the outbox existed (schema 1) wrote no messages: the outbox
             # starts at the first record whose message it holds.
             if (
@@ -683,30 +722,56 @@ class _OutboxCheck:
             ):
                 continue
             self.started = True
-            if message is None:
+            self._place(expected, row.position)
+
+    def _place(self, expected: tuple[Any, ...], position: int) -> None:
+        message = self._peek()
+        if self.held is not None:
+            held, held_at = self.held
+            self.held = None
+            if message is not None and _message_tuple(message) == expected:
+                self._missing(held, held_at)  # the held one was deleted
+                self._take()
+                return
+            if message is not None:
+                self._edited(message, held_at)
+                self._take()
+            else:
+                self._missing(held, held_at)
+            message = self._peek()
+        if message is None:
+            self._missing(expected, position)
+        elif _message_tuple(message) == expected:
+            self._take()
+        else:
+            after = self._peek(1)
+            if after is not None and _message_tuple(after) == expected:
                 self.findings.add(
-                    "outbox missing",
+                    "outbox inserted",
                     None,
-                    f"no message {expected[0]} for position {row.position}",
-                    "outbox",
-                )
-                continue
-            if _message_tuple(message) != expected:
-                self.findings.add(
-                    "outbox edited",
-                    None,
-                    f"message {message.seq} differs from what the record at position "
-                    f"{row.position} wrote",
+                    "no record wrote this message",
                     f"outbox {message.seq}",
                 )
-            self.next = next(self.messages, None)
+                self._take()
+                self._take()
+            else:
+                self.held = (expected, position)
 
     def close(self) -> None:
-        while self.next is not None:
+        if self.held is not None:
+            held, held_at = self.held
+            self.held = None
+            message = self._peek()
+            if message is None:
+                self._missing(held, held_at)
+            else:
+                self._edited(message, held_at)
+                self._take()
+        while (message := self._peek()) is not None:
             self.findings.add(
-                "outbox inserted", None, "no record wrote this message", f"outbox {self.next.seq}"
+                "outbox inserted", None, "no record wrote this message", f"outbox {message.seq}"
             )
-            self.next = next(self.messages, None)
+            self._take()
 
 
 def verify_rows(
@@ -725,7 +790,7 @@ def verify_rows(
 
 
 def verify(
-    store: AuditedStore | str | os.PathLike[str],
+    store: AuditedStore | TrailFile,
     anchor: tuple[int, str] | str | None = None,
     *,
     keys: Mapping[str, bytes] | Iterable[ChainKey] | None = None,
@@ -742,21 +807,23 @@ def verify(
       against the events that carried them;
     * the outbox against the records that wrote it.
 
-    A SQLite store (or a path to its file) is opened read-only: verifying never changes it.
+    A SQLite store, or a file named with :class:`potrack.sqlite.SQLiteFile`, is opened
+    read-only (:class:`TrailFile`): verifying never changes it.
+
+    >>> import tempfile, os
+    >>> from potrack.sqlite import SQLiteFile, SQLiteStore
+    >>> path = os.path.join(tempfile.mkdtemp(), "po.sqlite")
+    >>> SQLiteStore(path).close()
+    >>> verify(SQLiteFile(path)).ok
+    True
 
     Raises:
         ValidationError: the store keeps no audit trail, or the anchor is malformed.
         StorageError: the file is not a potrack database of this schema version (empty, foreign,
             older or newer).
     """
-    if isinstance(store, str | os.PathLike):
-        from potrack.sqlite import open_trail
-
-        with open_trail(store) as trail:
-            return verify(trail, anchor, keys=keys, keyed_from=keyed_from)
-    opener = getattr(store, "read_only_trail", None)
-    if callable(opener):
-        with opener() as opened:
+    if isinstance(store, TrailFile):
+        with store.read_only_trail() as opened:
             return verify(opened, anchor, keys=keys, keyed_from=keyed_from)
     if not isinstance(store, AuditedStore):
         raise ValidationError(

@@ -335,6 +335,7 @@ def _lint(args: argparse.Namespace, out: TextIO) -> int:
 
 def _verify(args: argparse.Namespace, out: TextIO) -> int:
     from potrack.audit import ChainKey, parse_anchor, verify
+    from potrack.sqlite import SQLiteFile
 
     path = _existing(args.db)
     anchor = None if args.anchor is None else parse_anchor(args.anchor)
@@ -349,7 +350,7 @@ def _verify(args: argparse.Namespace, out: TextIO) -> int:
             # editor's) is not part of it.
             secret = _existing(key_file).read_bytes().removesuffix(b"\n")
             keys.append(ChainKey(key_id, secret))
-    report = verify(path, anchor, keys=keys, keyed_from=args.keyed_from)
+    report = verify(SQLiteFile(path), anchor, keys=keys, keyed_from=args.keyed_from)
     out.write(f"{path}: {report}\n")
     if report.ok:
         out.write(f"anchor to keep: {report.head[0]}:{report.head[1]}\n")

@@ -82,7 +82,7 @@ from potrack.serialization import (
     make_converter,
 )
 
-__all__ = ["SCHEMA_VERSION", "SQLiteStore", "open_trail"]
+__all__ = ["SCHEMA_VERSION", "SQLiteFile", "SQLiteStore", "open_trail"]
 
 T = TypeVar("T")
 
@@ -1070,6 +1070,25 @@ class _ReadOnlyTrail:
                 event=event,
                 data=parsed,
             )
+
+
+class SQLiteFile:
+    """A potrack SQLite file named for reading only: :func:`potrack.audit.verify` opens it
+    read-only (nothing is created, migrated or written; see :func:`open_trail`).
+
+    Raises (when opened):
+        StorageError, SchemaVersionError: as :func:`open_trail`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = str(Path(path))
+
+    def read_only_trail(self) -> AbstractContextManager[_ReadOnlyTrail]:
+        """The file opened read-only, in one snapshot."""
+        return open_trail(self.path)
+
+    def __repr__(self) -> str:
+        return f"SQLiteFile({self.path!r})"
 
 
 @contextmanager
