@@ -612,9 +612,10 @@ def test_the_memory_store_keys_its_chain_too() -> None:
 
     s = Scenario()
     store = InMemoryStore(chain_key=KEY)
-    svc = Purchasing(store, s.lifecycle)
-    po = svc.create_order(s.po_document(), s.buyer, s.at(0)).document
-    svc.order(po.id, AddComment(text="keyed"), s.buyer, s.at(1))
+    svc = Purchasing(store, s.lifecycle, clock=s.clock)
+    po = svc.create_order(s.po_document(), s.buyer).document
+    s.clock.set(s.at(1))
+    svc.order(po.id, AddComment(text="keyed"), s.buyer)
     rows = list(store.audit_rows())
     assert {r.scheme for r in rows} == {"hmac-sha256:2026-q4"}
     assert audit.verify(store, keys=[KEY]).ok
