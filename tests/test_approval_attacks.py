@@ -494,3 +494,45 @@ def test_a_claimed_match_status_and_payable_are_refused_and_the_engine_decides(w
     assert po.invoice(inv.id).payable == 0
     fact = w.svc.history(po_id)[-1].event
     assert fact.findings and "above the PO price" in fact.findings[0]
+
+
+def test_a_self_approval_appended_around_the_lifecycle_is_reported_by_verify(w: World) -> None:
+    """The requester's own 6,000 USD PO 'approved' by hand-built records saved in a unit of work
+    replays cleanly, but its approval facts do not hold: verify says so."""
+    from potrack import audit
+
+    po_id = w.draft("60.00")
+    w.send(po_id, SubmitForApproval(), "buyer-1")
+    honest = w.approved("60.00")  # the shape of the records a forger copies
+    _, trail = w.state(honest)
+    _, forged_trail = w.state(po_id)
+    forged = []
+    for n, record in enumerate(trail[2:4], start=len(forged_trail) + 1):
+        decision = attrs.evolve(record.event.decision, actor=ActorId("req-1"))
+        forged.append(
+            attrs.evolve(
+                record,
+                aggregate_id=po_id,
+                version=n,
+                actor="req-1",
+                label=po_id,
+                event=attrs.evolve(record.event, decision=decision),
+            )
+        )
+    approved = replay([*forged_trail, *forged])
+    assert approved.state is POState.APPROVED
+    assert audit.verify(w.svc.store).ok
+    with w.svc.store.unit_of_work() as uow:
+        uow.purchase_orders.save(replay([*forged_trail, forged[0]]))
+        uow.purchase_orders.save(approved)
+        for record in forged:
+            uow.transitions.append(record)
+    report = audit.verify(w.svc.store)
+    assert not report.ok
+    kinds = {(f.kind, f.subject) for f in report.findings}
+    assert ("approval not proven", f"purchase_order {po_id}") in kinds
+    details = " | ".join(f.detail for f in report.findings)
+    assert (
+        "req-1 approved step L1-manager-manager of a document they requested or bought" in details
+    )
+    assert "req-1 approved step L2-role-cfo, whose approvers were cfo-1" in details

@@ -326,7 +326,8 @@ MATRIX: list[tuple[Edit, str | None, str | None, str | None]] = [
     (edit_event_name, "edited", "edited", "edited"),
     (edit_aggregate_id, "edited", "edited", "edited"),
     (delete_middle, "deleted", "deleted", "deleted"),
-    (rewrite_and_rehash, None, "rewritten", "unkeyed"),
+    # the rewrite changes who approved: the approval facts no longer hold, even without an anchor
+    (rewrite_and_rehash, "approval not proven", "rewritten", "unkeyed"),
     (forged_append, None, None, "unkeyed"),
     (truncate_tail, None, "truncated", None),
     (edit_po_row, "document differs", "document differs", "document differs"),

@@ -918,6 +918,7 @@ _NOT_BREAKS = frozenset(
 
 def _check_documents(source: TrailSource, findings: _Findings) -> int:
     """Replay every document from its trail and compare it with what is stored."""
+    from potrack._trail_rules import approval_problems
     from potrack.lifecycle import replay, replay_requisition
     from potrack.records import Payment, PurchaseOrder, Requisition
     from potrack.serialization import loads, make_converter
@@ -951,6 +952,8 @@ def _check_documents(source: TrailSource, findings: _Findings) -> int:
                 findings.add("document differs", None, f"its trail does not replay: {err}", subject)
                 records = []
                 replayed = None
+            for problem in approval_problems(records):
+                findings.add("approval not proven", None, problem, subject)
             if current is None or current[0] != doc_id:
                 findings.add("document missing", None, "its trail has no stored document", subject)
             elif replayed is not None:
