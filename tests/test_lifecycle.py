@@ -1225,3 +1225,44 @@ def test_conversion_splits_across_suppliers_and_merges_identical_lines(s: Scenar
         s.at(1),
     ).document
     assert partly.state is RequisitionState.APPROVED
+
+
+# -- money goes out only for what was matched (issue 23, first steps) ------------------------------------
+
+
+def test_a_negative_allocation_is_refused_at_input(s: Scenario) -> None:
+    """Paying 1.00 as −999 on one invoice and +1,000 on another is not a payment."""
+    from potrack.exceptions import ValidationError
+    from potrack.records import InvoiceId, Payment, PaymentAllocation, PaymentId, SupplierId
+
+    with pytest.raises(ValidationError, match="an allocation must be positive, got -999"):
+        Payment(
+            id=PaymentId("PAY-X"),
+            supplier_id=SupplierId("S-ACME"),
+            paid_on=s.at(30).date(),
+            amount=money("1.00", "USD"),
+            allocations=(
+                PaymentAllocation(invoice_id=InvoiceId("INV-1"), amount=money("-999", "USD")),
+                PaymentAllocation(invoice_id=InvoiceId("INV-2"), amount=money("1000", "USD")),
+            ),
+        )
+
+
+def test_a_po_line_with_a_negative_price_is_refused(s: Scenario) -> None:
+    from potrack.exceptions import ValidationError
+
+    with pytest.raises(ValidationError, match=r"unit_price: must not be negative, got -10\.00 USD"):
+        s.po_document(amount="-10.00")
+
+
+def test_short_close_is_refused_while_a_matched_invoice_is_unpaid(s: Scenario) -> None:
+    po = s.issued_po()
+    po = s.apply(po, ReceiveGoods(receipt=s.receipt(po, "60")), s.receiver, 5)
+    inv = s.invoice(po, "60")
+    po = s.apply(po, RecordInvoice(invoice=inv), s.clerk, 6)
+    po = s.apply(po, RecordMatch(invoice_id=inv.id), s.clerk, 6)
+    with pytest.raises(TransitionRefusedError, match=rf"invoice {inv.id} is matched and 600\.00"):
+        s.apply(po, ShortClose(reason="the rest will not come"), s.buyer, 7)
+    po = s.apply(po, RecordPayment(payment=s.payment(po, inv.id, "600.00")), s.treasurer, 8)
+    closed = s.apply(po, ShortClose(reason="the rest will not come"), s.buyer, 9)
+    assert closed.state is POState.CLOSED

@@ -1061,6 +1061,22 @@ def _g_pay(c: _Context) -> Iterable[str]:
 def _g_short_close(c: _Context) -> Iterable[str]:
     if progress(c.doc, c.machine.default_match_level).complete:
         yield "nothing is open: it closes by itself once paid; short-closing is for what is still open"
+    yield from _unpaid_matched(c.doc, "short-closing")
+
+
+def _unpaid_matched(po: PurchaseOrder, what: str) -> Iterable[str]:
+    """A matched invoice still owed money keeps the PO open: closing would strand it."""
+    for inv in po.invoices:
+        if inv.kind is not InvoiceKind.INVOICE:
+            continue
+        if inv.status not in (InvoiceStatus.MATCHED, InvoiceStatus.MATCHED_WITHIN_TOLERANCE):
+            continue
+        owed = inv.payable - inv.paid
+        if owed > 0:
+            yield (
+                f"invoice {inv.invoice_id} is matched and {owed} {po.currency} of it unpaid; "
+                f"pay it, or record a credit memo, before {what}"
+            )
 
 
 def _g_cancel(c: _Context) -> Iterable[str]:

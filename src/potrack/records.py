@@ -679,6 +679,20 @@ class PurchaseOrderLine:
     requisition: RequisitionId | None = f.text(optional=True)
     requisition_line: int | None = f.optional_int()
 
+    def __attrs_post_init__(self) -> None:
+        price = self.unit_price.amount
+        f.collect(
+            type(self).__name__,
+            [
+                (
+                    price >= 0,
+                    "unit_price",
+                    f"must not be negative, got {price} {self.unit_price.currency.code}; a "
+                    "reduction is a revision of the price, or a credit memo once invoiced",
+                )
+            ],
+        )
+
     @property
     def amount(self) -> Money:
         """Quantity × unit price ÷ price unit, exact (rounded only where booked)."""
@@ -1119,10 +1133,24 @@ class Invoice:
 
 @attrs.frozen(kw_only=True)
 class PaymentAllocation:
-    """The part of a payment that settles one invoice."""
+    """The part of a payment that settles one invoice: always a positive amount (what is owed
+    back is a credit memo or a refund, never a negative allocation)."""
 
     invoice_id: InvoiceId = f.text()
     amount: Money = f.money()
+
+    def __attrs_post_init__(self) -> None:
+        f.collect(
+            type(self).__name__,
+            [
+                (
+                    self.amount.amount > 0,
+                    "amount",
+                    f"an allocation must be positive, got {self.amount.amount} "
+                    f"{self.amount.currency.code} for {self.invoice_id}",
+                )
+            ],
+        )
 
 
 @attrs.frozen(kw_only=True)
