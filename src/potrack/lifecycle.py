@@ -2140,7 +2140,8 @@ PO_TRANSITIONS: tuple[TransitionRule, ...] = (
         _e_short_close,
         roles=frozenset({Role.BUYER}),
         guards=(_g_short_close,),
-        summary="close while something is still open, with a reason",
+        summary="close while something is still open, with a reason; refused while a matched "
+        "invoice is unpaid",
     ),
     _rule(
         Cancel,
