@@ -1,0 +1,1 @@
+"""The lifecycle's implementation, behind :mod:`potrack.lifecycle` (private)."""
