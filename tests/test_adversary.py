@@ -30,7 +30,6 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from potrack import approval as ap
 from potrack import dumps, loads
 from potrack.events import (
     Cancel,
@@ -42,10 +41,9 @@ from potrack.events import (
     SubmitForApproval,
 )
 from potrack.exceptions import PotrackError
-from potrack.lifecycle import PurchaseOrderLifecycle, RequisitionLifecycle, replay
-from potrack.memory import InMemoryDirectory, InMemoryStore
+from potrack.lifecycle import replay
+from potrack.memory import InMemoryStore
 from potrack.money import money
-from potrack.numbering import GaplessAllocator
 from potrack.records import (
     Actor,
     ActorId,
@@ -63,6 +61,7 @@ from potrack.records import (
 )
 from potrack.service import Purchasing
 from potrack.testing.scenario import Scenario
+from tests.test_approval_attacks import World
 
 MANAGER_STEP = "L1-manager-manager"
 CFO_STEP = "L2-role-cfo"
@@ -79,34 +78,10 @@ APPROVED_OR_LATER = {
 
 
 def world() -> tuple[Scenario, Purchasing, list[Delegation]]:
-    """The scenario's people, an IT buyer and a spare approver; mgr-1 delegates to mgr-2 for two
-    days."""
-    s = Scenario()
-    extra = [
-        Actor(
-            id=ActorId("buyer-it"), name="IT buyer", roles=frozenset({Role.BUYER}), department="IT"
-        ),
-        Actor(
-            id=ActorId("mgr-3"), name="Spare", roles=frozenset({Role.APPROVER}), department="OPS"
-        ),
-    ]
-    away = [
-        Delegation(
-            delegator=ActorId("mgr-1"),
-            delegate=ActorId("mgr-2"),
-            start=s.at(1),
-            end=s.at(3),
-            reason="holiday",
-        )
-    ]
-    s.people = [*s.people, *extra]
-    s.directory = InMemoryDirectory(s.people, away, extra_departments=frozenset({"IT"}))
-    s.router = ap.Router(s.policy, s.directory, s.suppliers)
-    s.lifecycle = PurchaseOrderLifecycle(router=s.router, numbering=s.scheme)
-    s.requisitions = RequisitionLifecycle(router=s.router)
-    store = InMemoryStore()
-    svc = Purchasing(store, s.lifecycle, numbers=GaplessAllocator(s.scheme), clock=s.clock)
-    return s, svc, away
+    """The attack tests' world (an IT buyer, a spare approver, mgr-1 delegating to mgr-2 from day
+    1 to day 3) on an in-memory store."""
+    w = World(InMemoryStore())
+    return w.s, w.svc, [w.delegation]
 
 
 PEOPLE = [
