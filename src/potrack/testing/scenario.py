@@ -188,7 +188,8 @@ class Scenario:
         )
         self.requisitions = RequisitionLifecycle(router=self.router)
         self._ids = itertools.count(1)
-        self._documents: list[GoodsReceipt | GoodsReturn | Invoice] = []
+        self._by_po: dict[str, list[GoodsReceipt | GoodsReturn | Invoice]] = {}
+        self._by_supplier: dict[str, list[Invoice]] = {}
 
     # -- time and ids ----------------------------------------------------------------------------
 
@@ -260,23 +261,21 @@ class Scenario:
 
     def documents(self, po: PurchaseOrder) -> PODocuments:
         """The documents of ``po`` applied through :meth:`apply`, in order."""
-        mine = [d for d in self._documents if getattr(d, "po_id", None) == po.id]
+        mine = self._by_po.get(po.id, [])
         return PODocuments(
             receipts=tuple(d for d in mine if isinstance(d, GoodsReceipt)),
             returns=tuple(d for d in mine if isinstance(d, GoodsReturn)),
             invoices=tuple(d for d in mine if isinstance(d, Invoice)),
-            supplier_invoices=tuple(
-                d
-                for d in self._documents
-                if isinstance(d, Invoice) and d.supplier_id == po.supplier_id
-            ),
+            supplier_invoices=tuple(self._by_supplier.get(po.supplier_id, ())),
         )
 
     def _keep(self, event: Event) -> None:
         for name in ("receipt", "goods_return", "invoice", "memo"):
             document = getattr(event, name, None)
             if isinstance(document, GoodsReceipt | GoodsReturn | Invoice):
-                self._documents.append(document)
+                self._by_po.setdefault(document.po_id or "", []).append(document)
+                if isinstance(document, Invoice):
+                    self._by_supplier.setdefault(document.supplier_id, []).append(document)
 
     def draft_po(self, **kw: Any) -> PurchaseOrder:
         """A created draft PO (see :meth:`po_document` for the arguments)."""
