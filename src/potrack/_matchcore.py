@@ -905,7 +905,7 @@ def _once(documents: Iterable[_G], kind: str) -> list[_G]:
         other = seen.get(key)
         if other is None:
             seen[key] = doc
-        elif other != doc:
+        elif _goods_fingerprint(other) != _goods_fingerprint(doc):
             raise DuplicateError(
                 kind,
                 doc.id,
@@ -917,8 +917,13 @@ def _once(documents: Iterable[_G], kind: str) -> list[_G]:
 def _same_or_refused(invoice: Invoice, others: Iterable[Invoice]) -> None:
     """Raise if ``others`` hold a document with ``invoice``'s id and other content (the same
     document again is fine: matching skips it, so nothing is counted twice)."""
+    mine: int | None = None
     for other in others:
-        if other.id == invoice.id and other != invoice:
+        if other.id != invoice.id:
+            continue
+        if mine is None:
+            mine = _fingerprint(invoice)
+        if _fingerprint(other) != mine:
             differ = [
                 name for name in _INVOICE_FIELDS if getattr(other, name) != getattr(invoice, name)
             ]
@@ -945,34 +950,48 @@ def _goods_fingerprint(goods: GoodsReceipt | GoodsReturn) -> int:
         h = hash((goods.id, goods.po_id, goods.received_at, goods.received_by, goods.delivery_note))
         h = hash((h, goods.dispatch_id))
         for rl in goods.lines:
-            h = hash((h, rl.line_no, rl.received, rl.rejected, rl.accepted, rl.uom, rl.reason))
+            accepted = rl.accepted
+            h = hash(
+                (
+                    h,
+                    rl.line_no,
+                    str(rl.received),
+                    str(rl.rejected),
+                    None if accepted is None else str(accepted),
+                    rl.uom,
+                    rl.reason,
+                )
+            )
         return h
     h = hash((goods.id, goods.po_id, goods.returned_at, goods.returned_by, goods.rma))
     for tl in goods.lines:
-        h = hash((h, tl.line_no, tl.quantity, tl.reason))
+        h = hash((h, tl.line_no, str(tl.quantity), tl.reason))
     return h
 
 
 def _fingerprint(invoice: Invoice) -> int:
-    """A hash of everything an invoice states (equal invoices hash alike: Decimals by value),
-    so that a document fed again is told from another one with the same id without keeping it."""
+    """A hash of everything an invoice states, numbers as written (``10.0`` and ``10.00`` differ:
+    a document sent again is sent as it was), so that a document fed again is told from another
+    one with the same id without keeping it.  (Numbers as text: hashing a ``Decimal`` with
+    decimals costs a modular inverse, its text a few hundred instructions.)"""
     tax = invoice.tax
+    rate = invoice.exchange_rate
     h = hash(
         (
             invoice.id,
             invoice.supplier_id,
             invoice.invoice_date,
             invoice.currency,
-            invoice.total.amount,
+            str(invoice.total.amount),
             invoice.kind,
             invoice.number,
             invoice.po_id,
-            invoice.exchange_rate,
+            None if rate is None else str(rate),
             invoice.credits,
             invoice.received_on,
             invoice.due_date,
             invoice.reason,
-            None if tax is None else tax.amount,
+            None if tax is None else str(tax.amount),
         )
     )
     for ln in invoice.lines:
@@ -983,18 +1002,18 @@ def _fingerprint(invoice: Invoice) -> int:
                 h,
                 ln.line_no,
                 ln.po_line_no,
-                ln.quantity,
-                ln.unit_price.amount,
-                ln.price_unit,
+                str(ln.quantity),
+                str(ln.unit_price.amount),
+                str(ln.price_unit),
                 ln.uom,
                 ln.item,
                 ln.description,
-                None if amount is None else amount.amount,
-                None if line_tax is None else line_tax.amount,
+                None if amount is None else str(amount.amount),
+                None if line_tax is None else str(line_tax.amount),
             )
         )
     for charge in invoice.charges:
-        h = hash((h, charge.code, charge.amount.amount, charge.description, charge.po_line_no))
+        h = hash((h, charge.code, str(charge.amount.amount), charge.description, charge.po_line_no))
     return h
 
 
