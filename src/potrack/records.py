@@ -965,23 +965,29 @@ class InvoiceLine:
     tax: Money | None = f.money(optional=True)
 
     def __attrs_post_init__(self) -> None:
-        f.collect(
-            type(self).__name__,
-            [
-                (
-                    value is None or value.amount >= 0,
-                    name,
-                    f"must not be negative, got {value.amount if value else ''} "
-                    f"{value.currency.code if value else ''}; a reduction is a credit memo or a "
-                    "subsequent credit",
-                )
-                for name, value in (
-                    ("unit_price", self.unit_price),
-                    ("amount", self.amount),
-                    ("tax", self.tax),
-                )
-            ],
-        )
+        amount, tax = self.amount, self.tax
+        if (
+            self.unit_price.amount < 0
+            or (amount is not None and amount.amount < 0)
+            or (tax is not None and tax.amount < 0)
+        ):  # (the messages only when something is wrong: lines are built by the million)
+            f.collect(
+                type(self).__name__,
+                [
+                    (
+                        value is None or value.amount >= 0,
+                        name,
+                        f"must not be negative, got {value.amount if value else ''} "
+                        f"{value.currency.code if value else ''}; a reduction is a credit memo "
+                        "or a subsequent credit",
+                    )
+                    for name, value in (
+                        ("unit_price", self.unit_price),
+                        ("amount", amount),
+                        ("tax", tax),
+                    )
+                ],
+            )
 
     @property
     def net_amount(self) -> Money:
@@ -1062,15 +1068,18 @@ class Invoice:
         booked += [(f"lines[{i}].tax", ln.tax) for i, ln in enumerate(self.lines)]
         for path, stated in booked:
             if stated is not None and stated.currency.code == self.currency:
-                checks.append(_minor_units(path, stated))
-        checks.append(
-            (
-                self.total.amount >= 0,
-                "total",
-                f"must not be negative, got {self.total.amount} {self.currency}; a reduction is "
-                "a credit memo (its amounts are positive)",
+                fine = _whole_minor_units(stated)
+                if not fine:
+                    checks.append(_minor_units(path, stated))
+        if self.total.amount < 0:
+            checks.append(
+                (
+                    False,
+                    "total",
+                    f"must not be negative, got {self.total.amount} {self.currency}; a "
+                    "reduction is a credit memo (its amounts are positive)",
+                )
             )
-        )
         for i, line in enumerate(self.lines):
             for name in ("unit_price", "amount", "tax"):
                 value: Money | None = getattr(line, name)
@@ -1357,10 +1366,7 @@ def _minor_units(path: str, value: Money) -> tuple[bool, str, str]:
     """
     code = value.currency.code
     places = currency_precision(code)
-    _, digits, exponent = value.amount.as_tuple()
-    assert isinstance(exponent, int)  # a finite amount (the field checked it)
-    finer = -exponent - places  # digits beyond the minor unit: each must be a trailing zero
-    ok = finer <= 0 or all(d == 0 for d in digits[len(digits) - finer :])
+    ok = _whole_minor_units(value)
     unit = Decimal(1).scaleb(-places)
     return (
         ok,
@@ -1368,6 +1374,15 @@ def _minor_units(path: str, value: Money) -> tuple[bool, str, str]:
         f"{value.amount} {code} is not a whole number of {code}'s minor unit ({unit}); "
         "state the amount as booked, rounded to the currency",
     )
+
+
+def _whole_minor_units(value: Money) -> bool:
+    """Whether ``value`` is a whole number of its currency's minor units (see
+    :func:`_minor_units`)."""
+    _, digits, exponent = value.amount.as_tuple()
+    assert isinstance(exponent, int)  # a finite amount (the field checked it)
+    finer = -exponent - currency_precision(value.currency.code)  # digits beyond the minor unit
+    return finer <= 0 or all(d == 0 for d in digits[len(digits) - finer :])
 
 
 def ensure_currency(expected: str, amount: Money, field: str) -> None:
