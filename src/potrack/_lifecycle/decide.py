@@ -10,7 +10,7 @@ from typing import Any
 import attrs
 from moneyed import Money
 
-from potrack import approval
+from potrack import approval, matching
 from potrack._lifecycle.guards import _over_receipts
 from potrack._lifecycle.progress import _HUNDRED
 from potrack._lifecycle.table import _Context
@@ -202,8 +202,6 @@ def _c_revise(c: _Context) -> Event:
 
 def _c_match(c: _Context) -> Event:
     """Run the matching engine on the PO's documents; grant the overrides the sender may grant."""
-    from potrack import matching
-
     e: RecordMatch = c.event
     po: PurchaseOrder = c.doc
     docs = c.documents
