@@ -1266,3 +1266,19 @@ def test_short_close_is_refused_while_a_matched_invoice_is_unpaid(s: Scenario) -
     po = s.apply(po, RecordPayment(payment=s.payment(po, inv.id, "600.00")), s.treasurer, 8)
     closed = s.apply(po, ShortClose(reason="the rest will not come"), s.buyer, 9)
     assert closed.state is POState.CLOSED
+
+
+def test_a_credit_memo_after_a_part_payment_reduces_what_may_still_be_paid(s: Scenario) -> None:
+    """1,000 matched, 600 paid, then a memo of 300: 100 is owed, not the 400 left on the invoice."""
+    po = s.issued_po()
+    po = s.apply(po, ReceiveGoods(receipt=s.receipt(po, "100")), s.receiver, 5)
+    inv = s.invoice(po, "100")
+    po = s.apply(po, RecordInvoice(invoice=inv), s.clerk, 6)
+    po = s.apply(po, RecordMatch(invoice_id=inv.id), s.clerk, 6)
+    po = s.apply(po, RecordPayment(payment=s.payment(po, inv.id, "600.00")), s.treasurer, 7)
+    memo = s.invoice(po, "30", kind=InvoiceKind.CREDIT_MEMO, credits=inv.id)
+    po = s.apply(po, RecordCreditMemo(memo=memo), s.clerk, 8)
+    with pytest.raises(TransitionRefusedError, match=r"owes net of its credit memos \(100\.00"):
+        s.apply(po, RecordPayment(payment=s.payment(po, inv.id, "400.00")), s.treasurer, 9)
+    po = s.apply(po, RecordPayment(payment=s.payment(po, inv.id, "100.00")), s.treasurer, 9)
+    assert sum(i.paid for i in po.invoices) == Decimal("700.00")

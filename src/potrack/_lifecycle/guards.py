@@ -379,6 +379,7 @@ def _g_pay(c: _Context) -> Iterable[str]:
         yield f"the payment is to supplier {payment.supplier_id}, not {po.supplier_id}"
     if payment.id in po.payments:
         yield f"payment {payment.id} is already recorded"
+    total = _ZERO
     for alloc in mine:
         inv = po.invoice(alloc.invoice_id)
         assert inv is not None
@@ -386,6 +387,7 @@ def _g_pay(c: _Context) -> Iterable[str]:
             yield f"{alloc.invoice_id} is a credit memo; payments settle invoices"
             continue
         paying = _payable_in_po_currency(c, alloc.invoice_id, alloc.amount)
+        total += paying
         room = inv.payable - inv.paid
         if inv.status is InvoiceStatus.HELD or inv.status is InvoiceStatus.PENDING:
             state = "held" if inv.status is InvoiceStatus.HELD else "not matched yet"
@@ -395,6 +397,30 @@ def _g_pay(c: _Context) -> Iterable[str]:
                 f"paying {paying} {po.currency} on {alloc.invoice_id} exceeds what is payable "
                 f"and unpaid ({room} {po.currency})"
             )
+    owed = _owed_net_of_credits(po)
+    if total > owed:
+        yield (
+            f"paying {total} {po.currency} exceeds what {po.label} owes net of its credit memos "
+            f"({owed} {po.currency}: payable {owed + _credited(po)} less credits "
+            f"{_credited(po)}, less what was paid)"
+        )
+
+
+def _credited(po: PurchaseOrder) -> Decimal:
+    """Credit memos recorded on the PO (PO currency)."""
+    return sum((i.amount for i in po.invoices if i.kind is InvoiceKind.CREDIT_MEMO), _ZERO)
+
+
+def _owed_net_of_credits(po: PurchaseOrder) -> Decimal:
+    """What the PO still owes its supplier: payable on its invoices, less credit memos, less
+    payments.  Worked example: an invoice of 1,000 matched, 600 paid, then a memo of 300 —
+    1,000 − 300 − 600 = 100, not the 400 left on the invoice."""
+    payable = paid = _ZERO
+    for inv in po.invoices:
+        if inv.kind is InvoiceKind.INVOICE:
+            payable += inv.payable
+            paid += inv.paid
+    return payable - _credited(po) - paid
 
 
 def _g_short_close(c: _Context) -> Iterable[str]:
