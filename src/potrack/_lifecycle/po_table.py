@@ -366,7 +366,7 @@ PO_TRANSITIONS: tuple[TransitionRule, ...] = (
         roles=frozenset({Role.TREASURER}),
         guards=(_g_pay,),
         settles=True,
-        summary="partial or full; only what matching made payable",
+        summary="partial or full; only what matching made payable, net of credit memos",
     ),
     _rule(
         PlaceOnHold,
