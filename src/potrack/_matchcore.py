@@ -492,6 +492,20 @@ def _price_places(t: _LineTerms) -> Decimal:
     return places
 
 
+def _at_stake(
+    gate: _Gate | None, price: Decimal, quantity: Decimal, t: _LineTerms
+) -> Decimal | None:
+    """The money a price variance puts at stake on the line (``quantity`` × the variance ÷ the
+    price unit) when the gate limits it per line (SAP's PP key); None when it limits the unit
+    price, where the variance itself is compared."""
+    if gate is None or not gate.per_line:
+        return None
+    stake = (price - t.price) * quantity
+    if t.price_unit is not _ONE and t.price_unit != _ONE:
+        stake = stake / t.price_unit
+    return stake
+
+
 def _in_units(quantity: Decimal, factor: Decimal, t: _LineTerms) -> Decimal:
     """``quantity`` of another unit in the PO line's unit (``factor`` of them each), at the
     precision the PO line states its quantity with: 220.46 LB is 100 KG on a line of 100 KG,
@@ -1226,11 +1240,7 @@ def _evaluate(
                     price = _EVEN(price, _price_places(t))
                 if price != t.price:
                     gate = checks.price_tol
-                    at_stake = None  # per unit: the variance itself
-                    if gate is not None and gate.per_line:
-                        at_stake = (price - t.price) * qty
-                        if t.price_unit is not _ONE and t.price_unit != _ONE:
-                            at_stake = at_stake / t.price_unit
+                    at_stake = _at_stake(gate, price, qty, t)
                     _test(
                         found,
                         gate,
@@ -1658,11 +1668,7 @@ def _subsequent_checks(
         price = _EVEN(price, _price_places(t))
         gate = checks.price_tol
         if price != t.price and gate is not None:
-            at_stake = None
-            if gate.per_line:
-                at_stake = (price - t.price) * billed
-                if t.price_unit is not _ONE and t.price_unit != _ONE:
-                    at_stake = at_stake / t.price_unit
+            at_stake = _at_stake(gate, price, billed, t)
             _test(
                 findings,
                 gate,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from potrack.approval import step_candidates
 from potrack.events import (
     AcceptChange,
     CreatePurchaseOrder,
@@ -22,7 +23,7 @@ from potrack.events import (
     SubmitForApproval,
     TransitionRecord,
 )
-from potrack.records import Decision, Route
+from potrack.records import ApprovalState, Decision, Reassignment, Route
 
 __all__ = ["approval_problems"]
 
@@ -51,7 +52,7 @@ def approval_problems(records: Iterable[TransitionRecord]) -> list[str]:
     """
     problems: list[str] = []
     route: Route | None = None
-    moves: list[tuple[str, str | None, str]] = []
+    moves: list[Reassignment] = []
     approvers: list[tuple[str, str]] = []
     requester: str | None = None
     buyer: str | None = None
@@ -87,7 +88,7 @@ def approval_problems(records: Iterable[TransitionRecord]) -> list[str]:
                     f"{where}: step {move.step_id} was handed to {move.to_actor}, "
                     "who requested or bought the document"
                 )
-            moves.append((move.step_id, move.from_actor, move.to_actor))
+            moves.append(move)
         elif isinstance(event, RecordDecision):
             problems.extend(_decision_problems(record, route, moves, approvers, requester, buyer))
     return problems
@@ -96,7 +97,7 @@ def approval_problems(records: Iterable[TransitionRecord]) -> list[str]:
 def _decision_problems(
     record: TransitionRecord,
     route: Route | None,
-    moves: list[tuple[str, str | None, str]],
+    moves: list[Reassignment],
     approvers: list[tuple[str, str]],
     requester: str | None,
     buyer: str | None,
@@ -122,21 +123,16 @@ def _decision_problems(
             f"{where}: {principal} approved step {d.step_id} of a document they requested or bought"
         )
     step = route.step(d.step_id) if route is not None else None
-    if step is None:
+    if route is None or step is None:
         problems.append(f"{where}: step {d.step_id} is not on the recorded route")
         return problems
-    candidates: list[str] = list(step.candidates)
-    for step_id, before, after in moves:
-        if step_id == d.step_id:
-            candidates = (
-                [after] if before is None else [after if c == before else c for c in candidates]
-            )
+    state = ApprovalState(route=route, started_at=record.at, reassignments=tuple(moves))
+    candidates = step_candidates(state, step)
     if principal not in candidates:
         problems.append(
             f"{where}: {principal} approved step {d.step_id}, whose approvers were "
             f"{', '.join(candidates) or 'nobody'}"
         )
-    assert route is not None
     if not route.allow_same_approver and any(
         who == principal and step_id != d.step_id for step_id, who in approvers
     ):

@@ -24,7 +24,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import attrs
 from moneyed import Money
@@ -125,14 +125,7 @@ class Event:
     def sent_facts(self) -> tuple[str, ...]:
         """The :attr:`decided` fields this event carries (empty for an honest command)."""
         fields = attrs.fields_dict(type(self))
-        sent = []
-        for name in self.decided:
-            default: Any = fields[name].default
-            if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
-                default = default.factory()
-            if getattr(self, name) != default:
-                sent.append(name)
-        return tuple(sent)
+        return tuple(name for name in self.decided if getattr(self, name) != fields[name].default)
 
 
 # -- creation and drafting ------------------------------------------------------------------------

@@ -856,11 +856,7 @@ class SQLiteStore:
 
         Reads in one snapshot (a read transaction), so a concurrent writer cannot tear it.
         """
-        clause, args = _where(
-            ("aggregate_id = ?", aggregate_id),
-            ("at_us >= ?", None if since is None else _micros(since)),
-            ("at_us < ?", None if until is None else _micros(until)),
-        )
+        clause, args = _trail_filter(aggregate_id, since, until)
         yield from _trail_rows(self._connection(), clause, args)
 
     def read_only_trail(self) -> AbstractContextManager[_ReadOnlyTrail]:
@@ -945,6 +941,17 @@ _ROW_SQL = (
 )
 
 
+def _trail_filter(
+    aggregate_id: str | None, since: datetime | None, until: datetime | None
+) -> tuple[str, list[object]]:
+    """The WHERE clause selecting one document's records, or a period's."""
+    return _where(
+        ("aggregate_id = ?", aggregate_id),
+        ("at_us >= ?", None if since is None else _micros(since)),
+        ("at_us < ?", None if until is None else _micros(until)),
+    )
+
+
 def _trail_rows(conn: sqlite3.Connection, clause: str = "", args: Any = ()) -> Iterator[AuditRow]:
     """Trail rows as the cursor yields them (never the whole trail in memory)."""
     cursor = conn.execute(f"{_ROW_SQL} {clause} ORDER BY position", args)
@@ -1000,11 +1007,7 @@ class _ReadOnlyTrail:
         until: datetime | None = None,
     ) -> Iterator[AuditRow]:
         """The trail in position order (filtered: a PO's records, or a period's)."""
-        clause, args = _where(
-            ("aggregate_id = ?", aggregate_id),
-            ("at_us >= ?", None if since is None else _micros(since)),
-            ("at_us < ?", None if until is None else _micros(until)),
-        )
+        clause, args = _trail_filter(aggregate_id, since, until)
         return _trail_rows(self._conn, clause, args)
 
     def audit_streams(self, aggregate: str) -> Iterator[list[AuditRow]]:

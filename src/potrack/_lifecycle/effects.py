@@ -107,12 +107,17 @@ def _e_submit(b: _PO | _Req, e: SubmitForApproval, actor: ActorId, at: datetime)
     return ("submitted",)
 
 
+def _order_value(lines: Iterable[PurchaseOrderLine], currency: str) -> Money:
+    """The net value of ``lines``, exact (what :attr:`PurchaseOrder.amount` gives a frozen PO)."""
+    return Money(sum((ln.amount.amount for ln in lines), _ZERO), currency)
+
+
 def _approve(b: _PO | _Req) -> None:
     """The route is complete: approved, and for a PO its value becomes the approved baseline."""
     if isinstance(b, _PO):
         b.state = S.APPROVED
         currency = b.get("currency")
-        b.set(approved_value=Money(sum((ln.amount.amount for ln in b.lines), _ZERO), currency))
+        b.set(approved_value=_order_value(b.lines, currency))
     else:
         b.state = RequisitionState.APPROVED
 
@@ -218,8 +223,8 @@ def _apply_revision(
                     FieldChange(field=name, old=_text(a), new=_text(z), line_no=line.line_no)
                 )
     currency = b.get("currency")
-    value_before = Money(sum((ln.amount.amount for ln in before_lines), _ZERO), currency)
-    value_after = Money(sum((ln.amount.amount for ln in after_lines), _ZERO), currency)
+    value_before = _order_value(before_lines, currency)
+    value_after = _order_value(after_lines, currency)
     number = b.get("revision") + 1
     b.lines = after_lines
     b.set(revision=number)

@@ -397,30 +397,30 @@ def _g_pay(c: _Context) -> Iterable[str]:
                 f"paying {paying} {po.currency} on {alloc.invoice_id} exceeds what is payable "
                 f"and unpaid ({room} {po.currency})"
             )
-    owed = _owed_net_of_credits(po)
+    payable, credited, paid = _ledger(po)
+    owed = payable - credited - paid
     if total > owed:
         yield (
             f"paying {total} {po.currency} exceeds what {po.label} owes net of its credit memos "
-            f"({owed} {po.currency}: payable {owed + _credited(po)} less credits "
-            f"{_credited(po)}, less what was paid)"
+            f"({owed} {po.currency}: payable {payable - paid} less credits {credited})"
         )
 
 
-def _credited(po: PurchaseOrder) -> Decimal:
-    """Credit memos recorded on the PO (PO currency)."""
-    return sum((i.amount for i in po.invoices if i.kind is InvoiceKind.CREDIT_MEMO), _ZERO)
+def _ledger(po: PurchaseOrder) -> tuple[Decimal, Decimal, Decimal]:
+    """(payable on the PO's invoices, credit memos, paid), in the PO's currency.
 
-
-def _owed_net_of_credits(po: PurchaseOrder) -> Decimal:
-    """What the PO still owes its supplier: payable on its invoices, less credit memos, less
-    payments.  Worked example: an invoice of 1,000 matched, 600 paid, then a memo of 300 —
-    1,000 − 300 − 600 = 100, not the 400 left on the invoice."""
-    payable = paid = _ZERO
+    What the PO still owes is payable − credits − paid.  Worked example: an invoice of 1,000
+    matched, 600 paid, then a memo of 300 — 1,000 − 300 − 600 = 100, not the 400 left on the
+    invoice.
+    """
+    payable = credited = paid = _ZERO
     for inv in po.invoices:
-        if inv.kind is InvoiceKind.INVOICE:
+        if inv.kind is InvoiceKind.CREDIT_MEMO:
+            credited += inv.amount
+        else:
             payable += inv.payable
             paid += inv.paid
-    return payable - _credited(po) - paid
+    return payable, credited, paid
 
 
 def _g_short_close(c: _Context) -> Iterable[str]:

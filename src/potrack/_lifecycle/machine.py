@@ -9,7 +9,6 @@ from typing import Any, Generic, TypeVar
 import attrs
 
 from potrack import approval
-from potrack._access import DepartmentAccess
 from potrack._lifecycle.table import PODocuments, S, TransitionRule, _Context
 from potrack.approval import Router
 from potrack.events import (
@@ -200,7 +199,7 @@ class _Machine(Generic[D]):
             )
         return known
 
-    access: AccessPolicy = DepartmentAccess()
+    access: AccessPolicy
 
     def _apply(
         self,
